@@ -1,0 +1,209 @@
+//! Example events with every field set, for tests, benchmarks and documentation.
+//!
+//! Each call makes fresh ids, so two samples never collide in a dedup table.
+
+use uuid::Uuid;
+
+use crate::model::*;
+use crate::now_millis;
+
+fn id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+pub fn recurrence() -> Recurrence {
+    Recurrence {
+        rrule: Some("FREQ=WEEKLY;BYDAY=MO,WE".into()),
+        cron: None,
+        timezone: "Europe/Berlin".into(),
+        mode: RecurrenceMode::Fixed,
+        until: None,
+        count: Some(10),
+    }
+}
+
+pub fn reminders() -> Vec<Reminder> {
+    vec![
+        Reminder {
+            before_due_minutes: Some(30),
+            at: None,
+            channel: NotificationChannel::Email,
+        },
+        Reminder {
+            before_due_minutes: None,
+            at: Some(now_millis() + 60_000),
+            channel: NotificationChannel::Webhook,
+        },
+    ]
+}
+
+pub fn task_created(user_id: &str) -> TaskCreatedEvent {
+    let now = now_millis();
+    TaskCreatedEvent {
+        event_id: id(),
+        event_timestamp: now,
+        user_id: user_id.into(),
+        task_id: id(),
+        title: "Water the plants".into(),
+        description: Some("Both balconies".into()),
+        priority: Priority::High,
+        due_date: Some(now + 3_600_000),
+        category_id: Some(id()),
+        tags: vec!["home".into(), "weekly".into()],
+        version: 1,
+        status: TaskStatus::Open,
+        recurrence: Some(recurrence()),
+        reminders: reminders(),
+        series_id: Some(id()),
+        occurrence_index: Some(0),
+        created_at: Some(now),
+    }
+}
+
+pub fn task_updated(user_id: &str) -> TaskUpdatedEvent {
+    let c = task_created(user_id);
+    TaskUpdatedEvent {
+        event_id: id(),
+        event_timestamp: c.event_timestamp,
+        user_id: c.user_id,
+        task_id: c.task_id,
+        title: "Water the plants (and the lawn)".into(),
+        description: None,
+        priority: Priority::Critical,
+        due_date: c.due_date,
+        category_id: None,
+        tags: vec![],
+        version: 2,
+        status: TaskStatus::Open,
+        recurrence: None,
+        reminders: vec![],
+        series_id: None,
+        occurrence_index: None,
+        created_at: c.created_at,
+        changed_fields: vec!["title".into(), "priority".into()],
+        completed_at: None,
+    }
+}
+
+pub fn task_completed(user_id: &str) -> TaskCompletedEvent {
+    let c = task_created(user_id);
+    TaskCompletedEvent {
+        event_id: id(),
+        event_timestamp: c.event_timestamp,
+        user_id: c.user_id,
+        task_id: c.task_id,
+        completed_at: c.event_timestamp + 5_000,
+        time_to_complete: Some(5_000),
+        title: c.title,
+        description: c.description,
+        priority: c.priority,
+        due_date: c.due_date,
+        category_id: c.category_id,
+        tags: c.tags,
+        version: 3,
+        recurrence: c.recurrence,
+        reminders: c.reminders,
+        series_id: c.series_id,
+        occurrence_index: c.occurrence_index,
+        created_at: c.created_at,
+    }
+}
+
+pub fn task_deleted(user_id: &str) -> TaskDeletedEvent {
+    TaskDeletedEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: user_id.into(),
+        task_id: id(),
+        version: 4,
+        series_id: Some(id()),
+    }
+}
+
+pub fn user_registered(user_id: &str) -> UserRegisteredEvent {
+    UserRegisteredEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: user_id.into(),
+        email: format!("{user_id}@example.com"),
+        name: Some("Ada".into()),
+        timezone: "Europe/Berlin".into(),
+        notification_channels: vec![NotificationChannel::Email, NotificationChannel::InApp],
+        webhook_url: Some("https://example.com/hook".into()),
+    }
+}
+
+pub fn user_updated(user_id: &str) -> UserUpdatedEvent {
+    UserUpdatedEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: user_id.into(),
+        version: 2,
+        email: format!("{user_id}@example.com"),
+        name: None,
+        timezone: "America/New_York".into(),
+        notification_channels: vec![NotificationChannel::Webhook],
+        webhook_url: None,
+    }
+}
+
+pub fn user_authenticated(user_id: &str) -> UserAuthenticatedEvent {
+    UserAuthenticatedEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: Some(user_id.into()),
+        email: format!("{user_id}@example.com"),
+        outcome: AuthOutcome::InvalidPassword,
+        ip_address: Some("127.0.0.1".into()),
+        user_agent: None,
+    }
+}
+
+pub fn reminder_triggered(user_id: &str) -> ReminderTriggeredEvent {
+    let now = now_millis();
+    ReminderTriggeredEvent {
+        event_id: id(),
+        event_timestamp: now,
+        reminder_id: id(),
+        user_id: user_id.into(),
+        task_id: id(),
+        task_version: 1,
+        task_title: "Water the plants".into(),
+        due_date: Some(now + 1_800_000),
+        remind_at: now,
+        fired_at: now + 12,
+        channel: NotificationChannel::InApp,
+        late: false,
+    }
+}
+
+pub fn notification_sent(user_id: &str) -> NotificationSentEvent {
+    NotificationSentEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        notification_id: id(),
+        reminder_id: Some(id()),
+        user_id: user_id.into(),
+        task_id: Some(id()),
+        channel: NotificationChannel::Email,
+        status: DeliveryStatus::Failed,
+        attempts: 3,
+        sent_at: now_millis(),
+        error: Some("550 mailbox unavailable".into()),
+    }
+}
+
+/// One sample of every event type, in [`crate::Topic::ALL`] order.
+pub fn one_of_each(user_id: &str) -> Vec<AnyEvent> {
+    vec![
+        task_created(user_id).into_any(),
+        task_updated(user_id).into_any(),
+        task_completed(user_id).into_any(),
+        task_deleted(user_id).into_any(),
+        user_registered(user_id).into_any(),
+        user_authenticated(user_id).into_any(),
+        notification_sent(user_id).into_any(),
+        reminder_triggered(user_id).into_any(),
+        user_updated(user_id).into_any(),
+    ]
+}

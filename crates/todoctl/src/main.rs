@@ -1,0 +1,171 @@
+//! `todoctl`: creates the topics and registers the schemas of the catalogue, and shows what the
+//! cluster and the registry hold. Every command is idempotent.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use events::admin::{DesiredTopic, Ensured, TopicAdmin};
+use events::registry::RegistryAdmin;
+use events::{DeadLetterTopic, Topic};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
+    )]
+    bootstrap_servers: String,
+    /// Base URL of the registry's Confluent-compatible API.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
+    )]
+    schema_registry_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the topics (and dead-letter topics) and register the schemas.
+    Setup,
+    /// Create missing topics and repair drifted settings.
+    Topics,
+    /// Register every schema under `<topic>-value` with compatibility BACKWARD.
+    Schemas,
+    /// Print brokers, topics with their configs, and subjects; fails when something differs
+    /// from the catalogue.
+    Status,
+    /// Print the catalogue as tab-separated values (name, partitions, retention.ms, key field,
+    /// value type), for scripts and manifests.
+    Catalogue {
+        /// Include the dead-letter topics.
+        #[arg(long)]
+        dead_letters: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Setup => {
+            topics(&cli.bootstrap_servers).await?;
+            schemas(&cli.schema_registry_url).await
+        }
+        Command::Topics => topics(&cli.bootstrap_servers).await,
+        Command::Schemas => schemas(&cli.schema_registry_url).await,
+        Command::Status => status(&cli.bootstrap_servers, &cli.schema_registry_url).await,
+        Command::Catalogue { dead_letters } => {
+            catalogue(dead_letters);
+            Ok(())
+        }
+    }
+}
+
+async fn topics(bootstrap: &str) -> Result<()> {
+    let admin = TopicAdmin::connect(bootstrap).context("KAFKA_BOOTSTRAP_SERVERS")?;
+    let outcome = admin.ensure(&DesiredTopic::everything()).await?;
+    let count = |what| outcome.iter().filter(|(_, e)| *e == what).count();
+    println!(
+        "topics: {} created, {} repaired, {} already right",
+        count(Ensured::Created),
+        count(Ensured::Repaired),
+        count(Ensured::Unchanged)
+    );
+    Ok(())
+}
+
+async fn schemas(registry_url: &str) -> Result<()> {
+    let registry = RegistryAdmin::new(registry_url)?;
+    for (topic, id) in registry
+        .register_catalogue()
+        .await
+        .context("registering schemas")?
+    {
+        println!("schema {:<28} id {id}", topic.subject());
+    }
+    Ok(())
+}
+
+async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
+    let admin = TopicAdmin::connect(bootstrap)?;
+    let brokers = admin.brokers().await?;
+    println!("brokers ({}):", brokers.len());
+    for b in &brokers {
+        println!("  {} {}:{}", b.id, b.host, b.port);
+    }
+    let desired = DesiredTopic::everything();
+    let names: Vec<&str> = desired.iter().map(|d| d.name.as_str()).collect();
+    let states = admin.describe(&names).await?;
+    let mut problems = Vec::new();
+    println!("topics ({}):", states.len());
+    for (d, s) in desired.iter().zip(&states) {
+        let configs: Vec<String> = s.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  {:<44} partitions={} rf={} isr>={} {}",
+            s.name,
+            s.partitions,
+            s.replication_factor,
+            s.min_isr_seen,
+            configs.join(" ")
+        );
+        if s.partitions != d.partitions
+            || s.replication_factor != d.replication_factor
+            || s.configs != d.configs
+        {
+            problems.push(format!("{} differs from the catalogue", s.name));
+        }
+    }
+    let registry = RegistryAdmin::new(registry_url)?;
+    let subjects = registry.subjects().await.context("listing subjects")?;
+    println!("subjects ({}):", subjects.len());
+    for topic in Topic::ALL {
+        let subject = topic.subject();
+        if subjects.contains(&subject) {
+            let versions = registry.versions(&subject).await?;
+            let compat = registry.compatibility(Some(&subject)).await?;
+            println!("  {subject:<28} versions={versions:?} compatibility={compat}");
+        } else {
+            problems.push(format!("subject {subject} is missing"));
+        }
+    }
+    if brokers.len() != 3 {
+        problems.push(format!("{} brokers, expected 3", brokers.len()));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cluster differs from the catalogue:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn catalogue(dead_letters: bool) {
+    for topic in Topic::ALL {
+        let spec = topic.spec();
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            spec.name,
+            spec.partitions,
+            topic.retention_ms(),
+            spec.key_field,
+            spec.value_type
+        );
+    }
+    if dead_letters {
+        for dlq in DeadLetterTopic::all() {
+            println!(
+                "{}\t{}\t{}\t{}\t-",
+                dlq.name(),
+                dlq.partitions(),
+                events::catalogue::DLQ_RETENTION.as_millis(),
+                dlq.source.spec().key_field
+            );
+        }
+    }
+}
