@@ -1,0 +1,324 @@
+//! The at-least-once consumer runtime every consuming service runs on.
+//!
+//! ```text
+//!  poll thread (librdkafka)          one task per assigned partition
+//!  ───────────────────────          ────────────────────────────────────────────────
+//!  poll ─▶ route by partition ─▶ ▮▮▮ queue ─▶ decode ─▶ handler ─▶ store offset
+//!     │   (pause when a queue          │          │ retryable: backoff + jitter, bounded
+//!     │    passes its high mark)       │          │ unavailable: backoff, unbounded
+//!     │                                │          └ permanent / undecodable: dead-letter topic
+//!     └ rebalance: finish in-flight, commit stored offsets synchronously
+//! ```
+//!
+//! * Offsets are stored only after the handler returned (its effects committed together with
+//!   an inbox row, see [`crate::db::apply_once`]) or the event was dead-lettered;
+//!   `enable.auto.offset.store=false`, and the periodic auto-commit only commits what was stored.
+//! * Order is kept within a partition (one task, one message at a time) while partitions
+//!   proceed in parallel.
+//! * Rebalance and shutdown: in-flight events finish, stored offsets are committed synchronously,
+//!   queued but unstarted events are dropped and will be redelivered.
+//!
+//! The poll loop runs on its own OS thread because librdkafka calls the rebalance callback from
+//! `poll`, and that callback waits for in-flight work: it must not block an async executor.
+
+mod backoff;
+mod context;
+mod dead_letter;
+mod partition;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use events::{AnyEvent, EventCodec, Service, Topic};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use tokio::sync::mpsc;
+
+pub use backoff::RetryPolicy;
+
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::telemetry::TraceContext;
+use context::RuntimeContext;
+
+/// How a handler failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandleError {
+    /// May succeed if tried again: retried with backoff up to the policy's attempts, then
+    /// dead-lettered.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// A dependency (the database, Kafka) is down: retried until it returns, never
+    /// dead-lettered, because the event is not at fault.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
+    /// Can never succeed: dead-lettered at once.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<crate::db::DbError> for HandleError {
+    fn from(e: crate::db::DbError) -> Self {
+        if e.is_unavailable() {
+            HandleError::Unavailable(e.to_string())
+        } else {
+            HandleError::Retryable(e.to_string())
+        }
+    }
+}
+
+impl From<events::PublishError> for HandleError {
+    fn from(e: events::PublishError) -> Self {
+        match e {
+            events::PublishError::Encode(e) if !e.is_retryable() => {
+                HandleError::Permanent(e.to_string())
+            }
+            other => HandleError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Where a consumed event came from.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    pub topic: Topic,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    /// The trace this event continues (from its `traceparent` header, or a new one).
+    pub trace: TraceContext,
+    /// The `producer` header.
+    pub producer: Option<String>,
+    /// Kafka message timestamp, epoch ms.
+    pub timestamp: Option<i64>,
+}
+
+/// A decoded event and where it came from.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: AnyEvent,
+    pub meta: EventMeta,
+}
+
+/// What a service does with each event. Effects must be idempotent by event id (use
+/// [`crate::db::apply_once`]): the runtime delivers at least once.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle(&self, event: &Received) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// How a consumer is set up.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub service: Service,
+    pub bootstrap_servers: String,
+    /// Consumer group; the service name unless each instance must see every partition.
+    pub group_id: String,
+    pub topics: Vec<Topic>,
+    pub retry: RetryPolicy,
+    /// Queue length per partition past which the partition is paused.
+    pub max_queued_per_partition: usize,
+    /// How long rebalance and shutdown wait for in-flight events.
+    pub drain_timeout: Duration,
+    /// Extra librdkafka settings (e.g. `auto.offset.reset`).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl ConsumerSettings {
+    /// The service's group and its contract topics, default policies.
+    pub fn for_service(service: Service, bootstrap_servers: &str) -> Self {
+        Self {
+            service,
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            group_id: service.name().to_owned(),
+            topics: service.consumes().to_vec(),
+            retry: RetryPolicy::default(),
+            max_queued_per_partition: 1000,
+            drain_timeout: Duration::from_secs(20),
+            overrides: Vec::new(),
+        }
+    }
+
+    pub fn with_override(mut self, key: &str, value: &str) -> Self {
+        self.overrides.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// State of one partition shared by the poll thread, its task and the rebalance callback.
+pub(crate) struct PartitionState {
+    pub topic: String,
+    pub partition: i32,
+    /// Set on revoke or shutdown: the task finishes its current event and stops.
+    pub revoked: AtomicBool,
+    /// The task is between taking an event and storing its offset.
+    pub busy: AtomicBool,
+    pub queued: AtomicUsize,
+    pub paused: Mutex<bool>,
+}
+
+pub(crate) type PartitionKey = (String, i32);
+pub(crate) type PartitionMap = Arc<Mutex<HashMap<PartitionKey, Arc<PartitionState>>>>;
+
+pub(crate) type KafkaConsumer = BaseConsumer<RuntimeContext>;
+
+/// What the partition tasks share.
+pub(crate) struct Shared<H> {
+    pub settings: ConsumerSettings,
+    pub handler: H,
+    pub codec: Arc<EventCodec>,
+    pub dead_letters: dead_letter::DeadLetterPublisher,
+    pub metrics: Metrics,
+    pub shutdown: Shutdown,
+    pub consumer: Arc<KafkaConsumer>,
+}
+
+/// A running consumer; [`ConsumerRuntime::join`] waits until it has drained and committed.
+pub struct ConsumerRuntime {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot start the poll thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl ConsumerRuntime {
+    /// Subscribe and start consuming. Must be called within a tokio runtime (partition tasks
+    /// are spawned on it).
+    pub fn start<H: EventHandler>(
+        settings: ConsumerSettings,
+        handler: H,
+        codec: Arc<EventCodec>,
+        metrics: Metrics,
+        shutdown: Shutdown,
+    ) -> Result<Self, StartError> {
+        let partitions: PartitionMap = Arc::default();
+        let context =
+            RuntimeContext::new(partitions.clone(), metrics.clone(), settings.drain_timeout);
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("group.id", &settings.group_id)
+            .set("client.id", settings.service.name())
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", "5000")
+            .set("enable.partition.eof", "false");
+        for (k, v) in &settings.overrides {
+            config.set(k, v);
+        }
+        let consumer: Arc<KafkaConsumer> = Arc::new(config.create_with_context(context)?);
+        let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
+        consumer.subscribe(&topics)?;
+        let dead_letters =
+            dead_letter::DeadLetterPublisher::new(&settings.bootstrap_servers, settings.service)?;
+        let shared = Arc::new(Shared {
+            settings,
+            handler,
+            codec,
+            dead_letters,
+            metrics,
+            shutdown,
+            consumer: consumer.clone(),
+        });
+        let runtime = tokio::runtime::Handle::current();
+        let name = format!("{}-poll", shared.settings.service.name());
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || poll_loop(shared, partitions, runtime))?;
+        Ok(Self {
+            thread: Some(thread),
+        })
+    }
+
+    /// Wait (without blocking the executor) until the consumer has drained, committed and
+    /// closed after shutdown was triggered.
+    pub async fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct Route {
+    tx: mpsc::UnboundedSender<OwnedMessage>,
+    state: Arc<PartitionState>,
+}
+
+fn poll_loop<H: EventHandler>(
+    shared: Arc<Shared<H>>,
+    partitions: PartitionMap,
+    runtime: tokio::runtime::Handle,
+) {
+    let consumer = shared.consumer.clone();
+    let mut routes: HashMap<PartitionKey, Route> = HashMap::new();
+    while !shared.shutdown.is_triggered() {
+        let message = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer error");
+                continue;
+            }
+            Some(Ok(m)) => m.detach(),
+        };
+        let key = (message.topic().to_owned(), message.partition());
+        let stale = routes
+            .get(&key)
+            .is_none_or(|r| r.state.revoked.load(Ordering::Acquire) || r.tx.is_closed());
+        if stale {
+            let state = Arc::new(PartitionState {
+                topic: key.0.clone(),
+                partition: key.1,
+                revoked: AtomicBool::new(false),
+                busy: AtomicBool::new(false),
+                queued: AtomicUsize::new(0),
+                paused: Mutex::new(false),
+            });
+            if let Ok(mut map) = partitions.lock() {
+                map.insert(key.clone(), state.clone());
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            runtime.spawn(partition::run(shared.clone(), state.clone(), rx));
+            routes.insert(key.clone(), Route { tx, state });
+        }
+        let Some(route) = routes.get(&key) else {
+            continue;
+        };
+        let queued = route.state.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        if route.tx.send(message).is_err() {
+            // The task ended (revoked); the message will be fetched again after the rebalance.
+            continue;
+        }
+        if queued >= shared.settings.max_queued_per_partition {
+            partition::pause(&consumer, &route.state);
+        }
+    }
+
+    // Shutdown: stop every partition task after its current event, wait, commit, close.
+    tracing::info!("consumer shutting down: draining in-flight events");
+    let states: Vec<Arc<PartitionState>> = partitions
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for s in &states {
+        s.revoked.store(true, Ordering::Release);
+    }
+    drop(routes);
+    context::wait_idle(&states, shared.settings.drain_timeout);
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!("final offsets committed"),
+        // Nothing stored since the last commit is reported as an error by librdkafka.
+        Err(e) => tracing::debug!(error = %e, "final commit"),
+    }
+    consumer.unsubscribe();
+}

@@ -1,0 +1,278 @@
+//! The database: diesel over SQLite (default) or PostgreSQL behind one r2d2 pool, chosen by
+//! `DATABASE_URL`, with embedded migrations, and the inbox that makes consumers idempotent.
+//!
+//! Times are stored as BIGINT epoch milliseconds and ids as TEXT on both backends, so one
+//! diesel schema serves both. Statements diesel cannot express for the multi-backend connection
+//! (upserts) match on [`DbConnection`] and run per backend.
+//!
+//! Diesel is synchronous: [`Database::run`] moves the work onto tokio's blocking pool so the
+//! async executor never waits on the database.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
+
+/// The kit's own tables (the inbox), migrated before the service's.
+const KIT_SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const KIT_POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A service's migrations, one set per backend (their DDL differs in sequences and types).
+pub struct Migrations {
+    pub sqlite: &'static EmbeddedMigrations,
+    pub postgres: &'static EmbeddedMigrations,
+}
+
+/// Lets a `&'static EmbeddedMigrations` be run (the harness takes its source by value).
+struct Source(&'static EmbeddedMigrations);
+
+impl<DB: diesel::backend::Backend> diesel::migration::MigrationSource<DB> for Source {
+    fn migrations(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+        diesel::migration::MigrationSource::<DB>::migrations(self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+impl DbError {
+    /// The database cannot be reached (or is busy): retry later, the event is not at fault.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    || is_busy(info.message())
+                    || info.message().contains("terminating connection")
+                    || info.message().contains("server closed the connection")
+                    || info.message().contains("connection") && info.message().contains("refused")
+            }
+            DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database table is locked")
+}
+
+/// SQLite: WAL for concurrent readers, a busy timeout instead of instant "database is locked",
+/// and foreign keys on.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The service's database pool.
+#[derive(Clone)]
+pub struct Database {
+    pool: DbPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Open the pool (connections are made lazily after the first) and run the migrations.
+    pub fn connect(url: &DatabaseUrl, migrations: Migrations) -> Result<Self, DbError> {
+        let (manager, backend, max_size) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                (ConnectionManager::new(path.as_str()), Backend::Sqlite, 4)
+            }
+            DatabaseUrl::Postgres(url) => {
+                (ConnectionManager::new(url.as_str()), Backend::Postgres, 10)
+            }
+        };
+        let max_size = std::env::var("DATABASE_POOL_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(max_size);
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)?;
+        let db = Self { pool, backend };
+        let mut conn = db.pool.get()?;
+        let (kit, own) = match backend {
+            Backend::Sqlite => (&KIT_SQLITE, migrations.sqlite),
+            Backend::Postgres => (&KIT_POSTGRES, migrations.postgres),
+        };
+        for set in [kit, own] {
+            let result = match &mut *conn {
+                DbConnection::Sqlite(c) => c.run_pending_migrations(Source(set)).map(|_| ()),
+                DbConnection::Postgresql(c) => c.run_pending_migrations(Source(set)).map(|_| ()),
+            };
+            result.map_err(|e| DbError::Migration(e.to_string()))?;
+        }
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Run blocking database work on tokio's blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Run `f` in a transaction, retrying a bounded number of times when SQLite reports the
+    /// database busy (a deferred transaction that must upgrade to a write lock).
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let mut attempt = 0;
+            loop {
+                let result = conn.transaction(|c| f(c));
+                match result {
+                    Err(DbError::Query(diesel::result::Error::DatabaseError(_, ref info)))
+                        if is_busy(info.message()) && attempt < 20 =>
+                    {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(5 * attempt));
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Whether a connection can run a trivial query (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+            .is_ok()
+    }
+}
+
+impl From<DbError> for diesel::result::Error {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Query(q) => q,
+            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+        }
+    }
+}
+
+diesel::table! {
+    inbox (consumer, event_id) {
+        consumer -> Text,
+        event_id -> Text,
+        topic -> Text,
+        processed_at -> BigInt,
+    }
+}
+
+/// Record that `consumer` applies `event_id`; `false` when it already had. Call inside the
+/// transaction that applies the event's effects, and skip the effects on `false`.
+pub fn claim_event(
+    conn: &mut DbConnection,
+    consumer: &str,
+    event_id: &str,
+    topic: &str,
+) -> Result<bool, DbError> {
+    let row = (
+        inbox::consumer.eq(consumer),
+        inbox::event_id.eq(event_id),
+        inbox::topic.eq(topic),
+        inbox::processed_at.eq(events::now_millis()),
+    );
+    let inserted = match conn {
+        DbConnection::Sqlite(c) => diesel::insert_into(inbox::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConnection::Postgresql(c) => diesel::insert_into(inbox::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(inserted == 1)
+}
+
+/// Apply `effects` once per `(consumer, event_id)`: the inbox row and the effects commit in one
+/// transaction. Returns `None` when the event had already been applied.
+pub async fn apply_once<T, F>(
+    db: &Database,
+    consumer: &'static str,
+    event_id: String,
+    topic: &'static str,
+    effects: F,
+) -> Result<Option<T>, DbError>
+where
+    T: Send + 'static,
+    F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+{
+    db.transaction(move |conn| {
+        if claim_event(conn, consumer, &event_id, topic)? {
+            effects(conn).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+    .await
+}

@@ -1,0 +1,403 @@
+//! HTTP basics every service serves: `/healthz`, `/readyz`, `/metrics`, RFC 9457 problem
+//! documents for every error, extractor errors mapped to 400s, and a middleware that gives each
+//! request a span with its trace id and records request metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use crate::telemetry::TraceContext;
+
+/// Base of the stable `type` URIs of problem documents.
+pub const PROBLEM_BASE: &str = "https://todo-platform.dev/problems/";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Per-field messages for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    /// `slug` becomes the stable type URI (`…/problems/<slug>`).
+    pub fn new(status: StatusCode, slug: &str, title: &str) -> Self {
+        Self {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "The request is malformed",
+        )
+        .detail(detail)
+    }
+
+    pub fn validation() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Some fields are invalid",
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+        )
+        .detail(detail)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+            .detail(format!("{what} not found"))
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        )
+        .detail("the error was logged; try again later")
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Temporarily unavailable",
+        )
+        .detail(detail)
+        .retry_after(5)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.title)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if self.status == 401 {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self)
+    }
+}
+
+/// Extractor configuration so malformed JSON, query strings and paths get a 400 problem
+/// document instead of actix's plain-text default. Add with `.configure(extractor_errors)`.
+pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(256 * 1024)
+            .error_handler(|err, _| {
+                let problem = match &err {
+                    actix_web::error::JsonPayloadError::ContentType => Problem::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported-media-type",
+                        "Expected application/json",
+                    ),
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                        Problem::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload-too-large",
+                            "Request body too large",
+                        )
+                    }
+                    other => Problem::bad_request(format!("invalid JSON body: {other}")),
+                };
+                actix_web::Error::from(problem)
+            }),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        Problem::bad_request(format!("invalid query string: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _| {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+            .detail(format!("invalid path: {err}"))
+            .into()
+    }));
+}
+
+/// 404 problem for unknown routes: `App::default_service(web::to(not_found))`.
+pub async fn not_found(req: HttpRequest) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    ))
+}
+
+/// One dependency `/readyz` checks.
+pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// What `/readyz` checks, by name.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    probes: Vec<(&'static str, Probe)>,
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, name: &'static str, probe: Probe) -> Self {
+        self.probes.push((name, probe));
+        self
+    }
+
+    /// Run every probe concurrently, each bounded to 3 seconds.
+    pub async fn check(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let checks = self.probes.iter().map(|(name, probe)| {
+            let fut = probe();
+            async move {
+                let result = match tokio::time::timeout(Duration::from_secs(3), fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err("timed out after 3 s".to_owned()),
+                };
+                (*name, result)
+            }
+        });
+        futures::future::join_all(checks).await
+    }
+}
+
+/// Probe: the Kafka cluster answers a metadata request.
+pub fn kafka_probe(bootstrap: &str) -> Probe {
+    use rdkafka::producer::{BaseProducer, Producer};
+    let client: Option<Arc<BaseProducer>> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .ok()
+        .map(Arc::new);
+    Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move {
+            let client = client.ok_or_else(|| "cannot create a Kafka client".to_owned())?;
+            tokio::task::spawn_blocking(move || {
+                client
+                    .client()
+                    .fetch_metadata(None, Duration::from_secs(2))
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| {
+                        if m.brokers().is_empty() {
+                            Err("no brokers".to_owned())
+                        } else {
+                            Ok(())
+                        }
+                    })
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })
+    })
+}
+
+/// Probe: the schema registry answers.
+pub fn registry_probe(url: &str) -> Probe {
+    let admin = events::registry::RegistryAdmin::new(url).ok();
+    Arc::new(move || {
+        let admin = admin.clone();
+        Box::pin(async move {
+            let admin = admin.ok_or_else(|| "bad registry URL".to_owned())?;
+            admin
+                .subjects()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// Probe: the database runs a query.
+pub fn database_probe(db: crate::db::Database) -> Probe {
+    Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move {
+            if db.ping().await {
+                Ok(())
+            } else {
+                Err("database does not answer".to_owned())
+            }
+        })
+    })
+}
+
+/// Register `/healthz`, `/readyz` and `/metrics`. Needs `web::Data<Metrics>` and
+/// `web::Data<Readiness>` in the app.
+pub fn operational_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let results = readiness.check().await;
+    let ready = results.iter().all(|(_, r)| r.is_ok());
+    let checks: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => serde_json::json!({"status": "ok"}),
+                Err(e) => serde_json::json!({"status": "failing", "error": e}),
+            };
+            (name.to_owned(), v)
+        })
+        .collect();
+    let body =
+        serde_json::json!({"status": if ready { "ready" } else { "not_ready" }, "checks": checks});
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}
+
+/// Request span with the trace id (from `traceparent` or new), echoed back in `traceparent`;
+/// request count and latency by matched route. Use with `middleware::from_fn(observe)`.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let trace = TraceContext::from_header_or_new(
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    )
+    .child();
+    req.extensions_mut().insert(trace);
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let method = req.method().to_string();
+    let span =
+        tracing::info_span!("request", trace_id = %trace.trace_id(), %method, path = %req.path());
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let mut res = result?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status();
+    if let Some(metrics) = metrics {
+        metrics
+            .http_requests_total
+            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_request_duration_seconds
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+    if status.is_server_error() {
+        span.in_scope(|| {
+            tracing::error!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request failed"
+            )
+        });
+    } else {
+        span.in_scope(|| {
+            tracing::debug!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "request"
+            )
+        });
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.header()) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("traceparent"), v);
+    }
+    Ok(res)
+}
+
+/// The trace context the [`observe`] middleware attached to a request.
+pub fn trace_of(req: &HttpRequest) -> TraceContext {
+    req.extensions()
+        .get::<TraceContext>()
+        .copied()
+        .unwrap_or_else(TraceContext::new_root)
+}

@@ -1,0 +1,10 @@
+//! Plumbing every service of the task platform shares.
+
+pub mod auth;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
