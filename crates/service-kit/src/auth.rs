@@ -22,6 +22,15 @@ pub struct Claims {
     pub exp: i64,
     /// Token id, unique per issued token.
     pub jti: String,
+    /// `admin` for operators who may read every user's data; absent for users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.role.as_deref() == Some("admin")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,12 +142,28 @@ impl TokenSigner {
         self.issue_at(user_id, now, now + self.ttl_seconds)
     }
 
+    /// A token with the admin role: reads every user's data where a service allows it.
+    pub fn issue_admin(&self, user_id: &str) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(user_id, now, now + self.ttl_seconds, Some("admin"))
+    }
+
     /// A token with explicit times (tests use it for expired tokens).
     pub fn issue_at(
         &self,
         user_id: &str,
         iat: i64,
         exp: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign(user_id, iat, exp, None)
+    }
+
+    fn sign(
+        &self,
+        user_id: &str,
+        iat: i64,
+        exp: i64,
+        role: Option<&str>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -147,6 +172,7 @@ impl TokenSigner {
             iat,
             exp,
             jti: uuid::Uuid::new_v4().to_string(),
+            role: role.map(str::to_owned),
         };
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(Algorithm::EdDSA),

@@ -190,12 +190,10 @@ pub fn extractor_errors(cfg: &mut web::ServiceConfig) {
 }
 
 /// 404 problem for unknown routes: `App::default_service(web::to(not_found))`.
-pub async fn not_found(req: HttpRequest) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    ))
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+        .detail(format!("no route for {} {}", req.method(), req.path()))
+        .error_response()
 }
 
 /// One dependency `/readyz` checks.
@@ -400,4 +398,54 @@ pub fn trace_of(req: &HttpRequest) -> TraceContext {
         .get::<TraceContext>()
         .copied()
         .unwrap_or_else(TraceContext::new_root)
+}
+
+/// The verified claims of the request's bearer token; a handler taking it answers 401 to a
+/// missing, bad or expired token. Needs `web::Data<TokenVerifier>` in the app.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub crate::auth::Claims);
+
+impl Authenticated {
+    pub fn user_id(&self) -> &str {
+        &self.0.sub
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.is_admin()
+    }
+}
+
+impl actix_web::FromRequest for Authenticated {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let result = match req.app_data::<web::Data<crate::auth::TokenVerifier>>() {
+            None => {
+                tracing::error!("TokenVerifier missing from app data");
+                Err(Problem::internal())
+            }
+            Some(verifier) => {
+                let header = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                verifier
+                    .verify_bearer(header)
+                    .map(Authenticated)
+                    .map_err(|e| match e {
+                        crate::auth::AuthError::Missing => Problem::unauthorized(
+                            "send Authorization: Bearer <token> (POST /api/auth/login)",
+                        ),
+                        crate::auth::AuthError::Expired => {
+                            Problem::unauthorized("the token has expired; log in again")
+                        }
+                        crate::auth::AuthError::Invalid => {
+                            Problem::unauthorized("the token is not valid")
+                        }
+                    })
+            }
+        };
+        std::future::ready(result)
+    }
 }

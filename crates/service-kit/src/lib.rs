@@ -8,3 +8,6 @@ pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

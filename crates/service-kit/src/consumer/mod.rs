@@ -94,6 +94,8 @@ pub struct EventMeta {
     pub producer: Option<String>,
     /// Kafka message timestamp, epoch ms.
     pub timestamp: Option<i64>,
+    /// Registry id of the schema the event was written with.
+    pub schema_id: Option<u32>,
 }
 
 /// A decoded event and where it came from.
@@ -107,6 +109,27 @@ pub struct Received {
 /// [`crate::db::apply_once`]): the runtime delivers at least once.
 pub trait EventHandler: Send + Sync + 'static {
     fn handle(&self, event: &Received) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Most events handed to [`EventHandler::handle_batch`] at once; 1 turns batching off.
+    /// Batches are made only of events already waiting, so batching adds no latency.
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    /// Apply consecutive events of one partition together (one transaction, one commit). On
+    /// any error the runtime falls back to handling the batch's events one by one, so a poison
+    /// event is isolated and dead-lettered alone.
+    fn handle_batch(
+        &self,
+        events: &[Received],
+    ) -> impl Future<Output = Result<(), HandleError>> + Send {
+        async move {
+            for event in events {
+                self.handle(event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// How a consumer is set up.

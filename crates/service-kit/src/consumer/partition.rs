@@ -1,5 +1,6 @@
 //! One task per assigned partition: takes its events in order, runs each to an outcome
-//! (applied, or dead-lettered), then stores its offset.
+//! (applied, or dead-lettered), then stores its offset. Events already waiting are handled as
+//! one batch when the handler allows it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,7 +58,8 @@ fn resume_if_drained(consumer: &KafkaConsumer, state: &PartitionState, bound: us
     }
 }
 
-/// How one event ended.
+/// How an event (or a batch) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Applied,
     DeadLettered,
@@ -70,37 +72,51 @@ pub(crate) async fn run<H: EventHandler>(
     state: Arc<PartitionState>,
     mut rx: mpsc::UnboundedReceiver<OwnedMessage>,
 ) {
-    while let Some(message) = rx.recv().await {
+    let max_batch = shared.handler.max_batch().max(1);
+    let mut batch: Vec<OwnedMessage> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
         state.busy.store(true, Ordering::Release);
         if state.revoked.load(Ordering::Acquire) {
             state.busy.store(false, Ordering::Release);
             break;
         }
         let started = Instant::now();
-        let outcome = process(&shared, &state, &message).await;
-        if !matches!(outcome, Outcome::Abandoned) {
+        let (done, outcome) = process_batch(&shared, &state, &batch).await;
+        if done > 0 {
+            let last = &batch[done - 1];
             // rd_kafka_offset_store stores offset + 1: the next message to read.
             if let Err(e) =
                 shared
                     .consumer
-                    .store_offset(&state.topic, state.partition, message.offset())
+                    .store_offset(&state.topic, state.partition, last.offset())
             {
                 tracing::debug!(error = %e, "offset not stored (partition revoked?)");
             }
-            shared
+            let per_event = started.elapsed().as_secs_f64() / done as f64;
+            let histogram = shared
                 .metrics
                 .event_processing_seconds
-                .with_label_values(&[state.topic.as_str()])
-                .observe(started.elapsed().as_secs_f64());
+                .with_label_values(&[state.topic.as_str()]);
+            for _ in 0..done {
+                histogram.observe(per_event);
+            }
         }
         state.busy.store(false, Ordering::Release);
-        state.queued.fetch_sub(1, Ordering::AcqRel);
+        state.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        batch.clear();
         resume_if_drained(
             &shared.consumer,
             &state,
             shared.settings.max_queued_per_partition,
         );
-        if matches!(outcome, Outcome::Abandoned) {
+        if outcome == Outcome::Abandoned {
             break;
         }
     }
@@ -108,6 +124,10 @@ pub(crate) async fn run<H: EventHandler>(
 
 fn meta_of(message: &OwnedMessage, topic: Topic) -> EventMeta {
     let header = |name: &str| events::publish::header_str(message, name).map(str::to_owned);
+    let schema_id = message
+        .payload()
+        .filter(|p| p.len() >= 5 && p[0] == 0)
+        .map(|p| u32::from_be_bytes([p[1], p[2], p[3], p[4]]));
     EventMeta {
         topic,
         partition: message.partition(),
@@ -119,6 +139,7 @@ fn meta_of(message: &OwnedMessage, topic: Topic) -> EventMeta {
         trace: TraceContext::from_header_or_new(header(events::headers::TRACEPARENT).as_deref()),
         producer: header(events::headers::PRODUCER),
         timestamp: message.timestamp().to_millis(),
+        schema_id,
     }
 }
 
@@ -126,23 +147,99 @@ fn stopping(shared: &Shared<impl EventHandler>, state: &PartitionState) -> bool 
     shared.shutdown.is_triggered() || state.revoked.load(Ordering::Acquire)
 }
 
-async fn process<H: EventHandler>(
+/// Process a batch in order. Returns how many leading messages reached an outcome (their
+/// offsets may be stored) and whether the partition was abandoned.
+async fn process_batch<H: EventHandler>(
     shared: &Shared<H>,
     state: &PartitionState,
+    batch: &[OwnedMessage],
+) -> (usize, Outcome) {
+    let Ok(topic) = state.topic.parse::<Topic>() else {
+        tracing::error!(topic = %state.topic, "subscribed to a topic outside the catalogue");
+        return (0, Outcome::Abandoned);
+    };
+    if batch.len() == 1 {
+        let outcome = process_one(shared, state, topic, &batch[0]).await;
+        return (usize::from(outcome != Outcome::Abandoned), outcome);
+    }
+    // Decode everything first: a message that does not decode is handled alone below.
+    let mut received = Vec::with_capacity(batch.len());
+    for message in batch {
+        match shared.codec.decode(topic.name(), message.payload()).await {
+            Ok(event) => received.push(Received {
+                event,
+                meta: meta_of(message, topic),
+            }),
+            Err(_) => return process_each(shared, state, topic, batch).await,
+        }
+    }
+    let span = tracing::info_span!("batch", topic = %topic, partition = state.partition, first_offset = batch[0].offset(), size = batch.len());
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let delay = match shared
+            .handler
+            .handle_batch(&received)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(()) => {
+                shared
+                    .metrics
+                    .events_total
+                    .with_label_values(&[topic.name(), "handled"])
+                    .inc_by(batch.len() as u64);
+                return (batch.len(), Outcome::Applied);
+            }
+            Err(HandleError::Unavailable(reason)) => {
+                span.in_scope(
+                    || tracing::warn!(%reason, attempt, "dependency unavailable; retrying batch"),
+                );
+                shared
+                    .settings
+                    .retry
+                    .delay(attempt)
+                    .min(UNAVAILABLE_MAX_DELAY)
+            }
+            Err(HandleError::Retryable(_)) if attempt < 3 => shared.settings.retry.delay(attempt),
+            Err(e) => {
+                span.in_scope(
+                    || tracing::info!(error = %e, "batch failed; handling its events one by one"),
+                );
+                return process_each(shared, state, topic, batch).await;
+            }
+        };
+        shared
+            .metrics
+            .event_retries_total
+            .with_label_values(&[topic.name()])
+            .inc();
+        if sleep_unless_stopping(shared, state, delay).await {
+            return (0, Outcome::Abandoned);
+        }
+    }
+}
+
+async fn process_each<H: EventHandler>(
+    shared: &Shared<H>,
+    state: &PartitionState,
+    topic: Topic,
+    batch: &[OwnedMessage],
+) -> (usize, Outcome) {
+    for (i, message) in batch.iter().enumerate() {
+        if process_one(shared, state, topic, message).await == Outcome::Abandoned {
+            return (i, Outcome::Abandoned);
+        }
+    }
+    (batch.len(), Outcome::Applied)
+}
+
+async fn process_one<H: EventHandler>(
+    shared: &Shared<H>,
+    state: &PartitionState,
+    topic: Topic,
     message: &OwnedMessage,
 ) -> Outcome {
-    let Ok(topic) = state.topic.parse::<Topic>() else {
-        return dead_letter_or_abandon(
-            shared,
-            state,
-            Topic::TaskCreated,
-            message,
-            "unknown_topic",
-            "not a topic of the catalogue",
-            1,
-        )
-        .await;
-    };
     let meta = meta_of(message, topic);
     let span = tracing::info_span!(
         "event",

@@ -1,0 +1,136 @@
+//! Starts a real audit-service (in-process, or as its own process for crash tests) against the
+//! real cluster, registry and a fresh database.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_service::config::Config;
+use audit_service::startup::Application;
+use events::{Event, EventCodec, EventPublisher, Service};
+use service_kit::auth::TokenSigner;
+use service_kit::config::{CommonConfig, DatabaseUrl};
+use service_kit::shutdown::Shutdown;
+use service_kit::testing::{self, Backend};
+
+pub struct TestApp {
+    pub address: String,
+    pub signer: TokenSigner,
+    pub db_url: DatabaseUrl,
+    pub group: String,
+    pub shutdown: Shutdown,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub publisher: EventPublisher,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db_url = testing::fresh_database(backend);
+    let (signer, verifier, _) = testing::token_pair();
+    let group = testing::unique_group("audit");
+    let topics = Service::AuditService.consumes().to_vec();
+    let g = group.clone();
+    tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
+        .await
+        .unwrap();
+    let config = Config {
+        common: CommonConfig {
+            kafka_bootstrap_servers: testing::bootstrap_servers(),
+            schema_registry_url: testing::registry_url(),
+            database_url: db_url.clone(),
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            shutdown_timeout: Duration::from_secs(10),
+        },
+        verifier,
+        consumer_group: group.clone(),
+    };
+    let app = Application::build(config).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_handle();
+    let handle = tokio::spawn(app.run_until_stopped());
+    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
+    let publisher =
+        EventPublisher::connect(&testing::bootstrap_servers(), codec, "audit-tests").unwrap();
+    TestApp {
+        address,
+        signer,
+        db_url,
+        group,
+        shutdown,
+        handle,
+        publisher,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    pub fn token(&self, user: &str) -> String {
+        self.signer.issue(user).unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}{path}", self.address));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get_json(&self, path: &str, user: &str) -> serde_json::Value {
+        let resp = self.get(path, Some(&self.token(user))).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.unwrap()
+    }
+
+    /// All of a user's audit items (every page).
+    pub async fn all_events(&self, user: &str) -> Vec<serde_json::Value> {
+        let mut items = Vec::new();
+        let mut path = "/api/audit/events?limit=500".to_owned();
+        loop {
+            let page = self.get_json(&path, user).await;
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/audit/events?limit=500&cursor={c}"),
+                None => return items,
+            }
+        }
+    }
+
+    /// Wait until the user has exactly `n` audit items (bounded).
+    pub async fn wait_for_events(&self, user: &str, n: usize) -> Vec<serde_json::Value> {
+        testing::wait_for(
+            &format!("{n} audit events of {user}"),
+            Duration::from_secs(60),
+            || async {
+                let items = self.all_events(user).await;
+                (items.len() >= n).then_some(items)
+            },
+        )
+        .await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.publisher.publish(event, None).await.expect("publish");
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("stops within 30 s")
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,181 @@
+//! Helpers for the services' integration tests (feature `testing`): fresh databases, keys,
+//! tokens, and bounded waiting. Tests run against the real cluster, registry and databases.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use crate::auth::{TokenSigner, TokenVerifier, generate_keypair};
+use crate::config::DatabaseUrl;
+
+pub fn bootstrap_servers() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094".into())
+}
+
+pub fn registry_url() -> String {
+    std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
+}
+
+/// Server URL of the test PostgreSQL (`TEST_POSTGRES_URL`, default the local one).
+pub fn postgres_server_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database of the given backend.
+pub fn fresh_database(backend: Backend) -> DatabaseUrl {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("todo-platform-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path = dir.join(format!("{}.db", uuid::Uuid::new_v4()));
+            DatabaseUrl::Sqlite(path.to_string_lossy().into_owned())
+        }
+        Backend::Postgres => {
+            let server = postgres_server_url();
+            let mut conn = PgConnection::establish(&server).unwrap_or_else(|e| {
+                panic!("PostgreSQL at {server} (scripts/postgres.sh start): {e}")
+            });
+            let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .expect("create database");
+            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+            DatabaseUrl::Postgres(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// A signer and matching verifier with a fresh key pair.
+pub fn token_pair() -> (TokenSigner, TokenVerifier, String) {
+    let (private, public) = generate_keypair().expect("key pair");
+    (
+        TokenSigner::from_pem(&private, 3600).expect("signer"),
+        TokenVerifier::from_pem(&public).expect("verifier"),
+        public,
+    )
+}
+
+/// Poll `check` until it returns `Some`, at most `bound`; panics naming `what` otherwise.
+pub async fn wait_for<T, F, Fut>(what: &str, bound: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A consumer group id nobody else uses, so parallel tests never share partitions.
+pub fn unique_group(prefix: &str) -> String {
+    format!("{prefix}-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Commit `group`'s offsets at the current end of every partition of `topics`, so a service
+/// started with that group sees only what is published from now on, whatever the topics hold.
+pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..topic.spec().partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(topic.name(), partition, Duration::from_secs(10))
+                .expect("watermarks");
+            tpl.add_partition_offset(topic.name(), partition, rdkafka::Offset::Offset(high))
+                .expect("offset");
+        }
+    }
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .expect("commit group offsets");
+}
+
+/// End offsets of every partition of a topic (by name), to read what arrives after them.
+pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers())
+        .create()
+        .expect("consumer");
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .collect()
+}
+
+/// Read messages of `topic` from the given per-partition offsets until `predicate` holds for
+/// the collected messages, at most `bound`.
+pub fn read_until(
+    topic: &str,
+    from: &[i64],
+    bound: Duration,
+    predicate: impl Fn(&[rdkafka::message::OwnedMessage]) -> bool,
+) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers())
+        .set("group.id", unique_group("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (p, offset) in from.iter().enumerate() {
+        tpl.add_partition_offset(topic, p as i32, rdkafka::Offset::Offset(*offset))
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + bound;
+    let mut seen = Vec::new();
+    while !predicate(&seen) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} reading {topic} ({} messages seen)",
+            seen.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            seen.push(m.detach());
+        }
+    }
+    seen
+}
+
+/// Sum of a Prometheus counter or gauge in a text exposition, over the series whose labels
+/// contain every `label="value"` fragment given.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|frag| l.contains(frag)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
