@@ -134,3 +134,87 @@ impl TestApp {
             .unwrap();
     }
 }
+
+/// The audit-service binary running as its own process, for crash and signal tests.
+pub struct ServiceProcess {
+    pub child: std::process::Child,
+    pub address: String,
+    pub log: std::path::PathBuf,
+}
+
+pub struct ProcessEnv {
+    pub db_url: DatabaseUrl,
+    pub group: String,
+    pub public_key: String,
+    pub signer: TokenSigner,
+}
+
+impl ProcessEnv {
+    pub async fn new(backend: Backend) -> Self {
+        let (signer, _, public_key) = testing::token_pair();
+        let group = testing::unique_group("audit-proc");
+        let topics = Service::AuditService.consumes().to_vec();
+        let g = group.clone();
+        tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
+            .await
+            .unwrap();
+        Self { db_url: testing::fresh_database(backend), group, public_key, signer }
+    }
+
+    pub async fn start(&self) -> ServiceProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::env::temp_dir().join(format!("audit-service-{}.log", uuid::Uuid::new_v4()));
+        let database_url = match &self.db_url {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{p}"),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_audit-service"))
+            .env("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers())
+            .env("SCHEMA_REGISTRY_URL", testing::registry_url())
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("JWT_PUBLIC_KEY", &self.public_key)
+            .env("AUDIT_CONSUMER_GROUP", &self.group)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start audit-service");
+        let address = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        testing::wait_for("audit-service /readyz", Duration::from_secs(60), || async {
+            let r = http.get(format!("{address}/readyz")).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        ServiceProcess { child, address, log }
+    }
+
+    /// Stored audit entries, read straight from the database.
+    pub async fn stored(&self) -> i64 {
+        let url = self.db_url.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS).unwrap();
+            let mut conn = db.pool().get().unwrap();
+            audit_service::storage::count(&mut conn).unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Event ids stored, read straight from the database.
+    pub async fn stored_ids(&self) -> Vec<String> {
+        use diesel::prelude::*;
+        let url = self.db_url.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS).unwrap();
+            let mut conn = db.pool().get().unwrap();
+            audit_service::storage::audit_events::table
+                .select(audit_service::storage::audit_events::event_id)
+                .load::<String>(&mut conn)
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
