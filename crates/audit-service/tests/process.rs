@@ -14,9 +14,13 @@ use support::*;
 /// Publish `n` task.created events spread over 40 users (so every partition gets some).
 async fn publish_stream(n: usize) -> Vec<String> {
     let codec = std::sync::Arc::new(events::EventCodec::new(&testing::registry_url()).unwrap());
-    let publisher = events::EventPublisher::connect(&testing::bootstrap_servers(), codec, "audit-tests").unwrap();
+    let publisher =
+        events::EventPublisher::connect(&testing::bootstrap_servers(), codec, "audit-tests")
+            .unwrap();
     let users: Vec<String> = (0..40).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let events: Vec<_> = (0..n).map(|i| sample::task_created(&users[i % users.len()])).collect();
+    let events: Vec<_> = (0..n)
+        .map(|i| sample::task_created(&users[i % users.len()]))
+        .collect();
     let ids = events.iter().map(|e| e.event_id.clone()).collect();
     for chunk in events.chunks(200) {
         let sends = chunk.iter().map(|e| publisher.publish(e, None));
@@ -28,10 +32,14 @@ async fn publish_stream(n: usize) -> Vec<String> {
 }
 
 async fn wait_stored(env: &ProcessEnv, at_least: i64, bound: Duration) -> i64 {
-    testing::wait_for(&format!("{at_least} stored audit entries"), bound, || async {
-        let n = env.stored().await;
-        (n >= at_least).then_some(n)
-    })
+    testing::wait_for(
+        &format!("{at_least} stored audit entries"),
+        bound,
+        || async {
+            let n = env.stored().await;
+            (n >= at_least).then_some(n)
+        },
+    )
     .await
 }
 
@@ -45,17 +53,26 @@ async fn sigkill_mid_stream_then_restart_stores_every_event_exactly_once() {
     first.child.kill().expect("SIGKILL");
     first.child.wait().unwrap();
     let killed_at = env.stored().await;
-    assert!(killed_at < N as i64, "killed too late to prove anything ({killed_at} stored)");
+    assert!(
+        killed_at < N as i64,
+        "killed too late to prove anything ({killed_at} stored)"
+    );
 
     let mut second = env.start().await;
     let published: HashSet<String> = publishing.await.unwrap().into_iter().collect();
     // Other tests publish to the same topics meanwhile: count only this stream's events.
     let ours = || async {
-        env.stored_ids().await.into_iter().filter(|id| published.contains(id)).count()
+        env.stored_ids()
+            .await
+            .into_iter()
+            .filter(|id| published.contains(id))
+            .count()
     };
-    testing::wait_for(&format!("all {N} events stored"), Duration::from_secs(120), || async {
-        (ours().await >= N).then_some(())
-    })
+    testing::wait_for(
+        &format!("all {N} events stored"),
+        Duration::from_secs(120),
+        || async { (ours().await >= N).then_some(()) },
+    )
     .await;
     // The table's unique event id makes a second copy impossible; what matters is that the
     // replay after the crash did not fail on it, and that nothing is missing.
@@ -79,7 +96,9 @@ fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
             tpl.add_partition(topic.name(), p);
         }
     }
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
     let mut total = 0;
     for (topic, offsets) in start {
         for (p, from) in offsets.iter().enumerate() {
@@ -97,8 +116,10 @@ fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
 async fn sigterm_commits_in_flight_work_and_exits_cleanly_within_bounds() {
     let env = ProcessEnv::new(Backend::Sqlite).await;
     let topics = Service::AuditService.consumes();
-    let start: Vec<(Topic, Vec<i64>)> =
-        topics.iter().map(|t| (*t, testing::end_offsets(t.name(), t.spec().partitions))).collect();
+    let start: Vec<(Topic, Vec<i64>)> = topics
+        .iter()
+        .map(|t| (*t, testing::end_offsets(t.name(), t.spec().partitions)))
+        .collect();
     let mut service = env.start().await;
     let publishing = tokio::spawn(publish_stream(2000));
     wait_stored(&env, 200, Duration::from_secs(60)).await;
@@ -113,12 +134,18 @@ async fn sigterm_commits_in_flight_work_and_exits_cleanly_within_bounds() {
         if let Some(status) = service.child.try_wait().unwrap() {
             break status;
         }
-        assert!(asked.elapsed() < Duration::from_secs(25), "still running 25 s after SIGTERM");
+        assert!(
+            asked.elapsed() < Duration::from_secs(25),
+            "still running 25 s after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");
     let log = std::fs::read_to_string(&service.log).unwrap();
-    assert!(log.contains("audit-service stopped"), "clean stop not logged:\n{log}");
+    assert!(
+        log.contains("audit-service stopped"),
+        "clean stop not logged:\n{log}"
+    );
     publishing.await.unwrap();
 
     // Everything stored was committed, and nothing was committed that is not stored: a
@@ -136,7 +163,9 @@ async fn sigterm_commits_in_flight_work_and_exits_cleanly_within_bounds() {
 #[tokio::test]
 async fn a_database_outage_is_retried_not_dead_lettered_and_nothing_is_lost() {
     let app = spawn_app(Backend::Postgres).await;
-    let service_kit::config::DatabaseUrl::Postgres(url) = app.db_url.clone() else { unreachable!() };
+    let service_kit::config::DatabaseUrl::Postgres(url) = app.db_url.clone() else {
+        unreachable!()
+    };
     let db_name = url.rsplit('/').next().unwrap().to_owned();
     let user = uuid::Uuid::new_v4().to_string();
     for _ in 0..3 {
@@ -147,14 +176,18 @@ async fn a_database_outage_is_retried_not_dead_lettered_and_nothing_is_lost() {
     let admin = |sql: String| async move {
         tokio::task::spawn_blocking(move || {
             use diesel::{Connection, RunQueryDsl};
-            let mut conn = diesel::PgConnection::establish(&testing::postgres_server_url()).unwrap();
+            let mut conn =
+                diesel::PgConnection::establish(&testing::postgres_server_url()).unwrap();
             diesel::sql_query(sql).execute(&mut conn).unwrap();
         })
         .await
         .unwrap()
     };
     admin(format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false")).await;
-    admin(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'")).await;
+    admin(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db_name}'"
+    ))
+    .await;
 
     let mut more = Vec::new();
     for _ in 0..4 {
@@ -162,19 +195,31 @@ async fn a_database_outage_is_retried_not_dead_lettered_and_nothing_is_lost() {
         app.publish(&e).await;
         more.push(e.event_id().to_owned());
     }
-    testing::wait_for("retries while the database is away", Duration::from_secs(60), || async {
-        let m = app.metrics().await;
-        (testing::metric_sum(&m, "event_retries_total", &["topic=\"task.created\""]) >= 2.0).then_some(())
-    })
+    testing::wait_for(
+        "retries while the database is away",
+        Duration::from_secs(60),
+        || async {
+            let m = app.metrics().await;
+            (testing::metric_sum(&m, "event_retries_total", &["topic=\"task.created\""]) >= 2.0)
+                .then_some(())
+        },
+    )
     .await;
     admin(format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")).await;
 
     let items = app.wait_for_events(&user, 7).await;
     assert_eq!(items.len(), 7);
     for id in &more {
-        assert!(items.iter().any(|i| i["event_id"] == id.as_str()), "{id} stored after the outage");
+        assert!(
+            items.iter().any(|i| i["event_id"] == id.as_str()),
+            "{id} stored after the outage"
+        );
     }
     let m = app.metrics().await;
-    assert_eq!(testing::metric_sum(&m, "dead_letters_total", &[]), 0.0, "nothing dead-lettered");
+    assert_eq!(
+        testing::metric_sum(&m, "dead_letters_total", &[]),
+        0.0,
+        "nothing dead-lettered"
+    );
     app.stop().await;
 }

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod catalogue;
 pub mod codec;
+pub mod ids;
 pub mod model;
 pub mod publish;
 pub mod registry;

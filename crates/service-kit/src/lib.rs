@@ -8,6 +8,7 @@ pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhook;
 
 #[cfg(feature = "testing")]
 pub mod testing;

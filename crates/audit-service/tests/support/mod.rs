@@ -158,11 +158,20 @@ impl ProcessEnv {
         tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
             .await
             .unwrap();
-        Self { db_url: testing::fresh_database(backend), group, public_key, signer }
+        Self {
+            db_url: testing::fresh_database(backend),
+            group,
+            public_key,
+            signer,
+        }
     }
 
     pub async fn start(&self) -> ServiceProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::env::temp_dir().join(format!("audit-service-{}.log", uuid::Uuid::new_v4()));
         let database_url = match &self.db_url {
             DatabaseUrl::Sqlite(p) => format!("sqlite://{p}"),
@@ -187,14 +196,19 @@ impl ProcessEnv {
             (r.status() == 200).then_some(())
         })
         .await;
-        ServiceProcess { child, address, log }
+        ServiceProcess {
+            child,
+            address,
+            log,
+        }
     }
 
     /// Stored audit entries, read straight from the database.
     pub async fn stored(&self) -> i64 {
         let url = self.db_url.clone();
         tokio::task::spawn_blocking(move || {
-            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS).unwrap();
+            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS)
+                .unwrap();
             let mut conn = db.pool().get().unwrap();
             audit_service::storage::count(&mut conn).unwrap()
         })
@@ -207,7 +221,8 @@ impl ProcessEnv {
         use diesel::prelude::*;
         let url = self.db_url.clone();
         tokio::task::spawn_blocking(move || {
-            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS).unwrap();
+            let db = service_kit::db::Database::connect(&url, audit_service::startup::MIGRATIONS)
+                .unwrap();
             let mut conn = db.pool().get().unwrap();
             audit_service::storage::audit_events::table
                 .select(audit_service::storage::audit_events::event_id)
