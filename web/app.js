@@ -1,0 +1,1 @@
+// the web page's script (ws-gateway issue)
