@@ -1,0 +1,295 @@
+//! One WebSocket's life: the opening (resync or replay, then `ready`), the live stream from
+//! the connection's queue, keepalive, and a close with a code that says why.
+//!
+//! | code | when |
+//! |---|---|
+//! | 1000 | echo of the client's own close |
+//! | 1001 going away | the gateway is shutting down; reconnect (with `after`) |
+//! | 1002 | the client broke the protocol |
+//! | 4001 | the token expired; log in again |
+//! | 4002 | the client answered nothing (no pong, no message) for `WS_CLIENT_TIMEOUT_MS` |
+//! | 4008 | the client did not keep up: its send queue (`WS_SEND_QUEUE`) overflowed |
+//!
+//! Every send can be interrupted by shutdown or eviction, so a client that stopped reading
+//! never holds its task: the close is then attempted for at most `close_timeout`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use bytestring::ByteString;
+use futures::FutureExt;
+use futures::future::Fuse;
+use service_kit::shutdown::Shutdown;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::config::ConnectionSettings;
+use crate::hub::{Eviction, Hub, Subscription};
+use crate::messages::{self, Outbound};
+use crate::metrics::GatewayMetrics;
+
+pub const TOKEN_EXPIRED: u16 = 4001;
+pub const PING_TIMEOUT: u16 = 4002;
+pub const SLOW_CONSUMER: u16 = 4008;
+
+/// Largest frame a client may send: clients only ever send `ping`.
+pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
+
+/// What the connection tasks share.
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub hub: Arc<Hub>,
+    pub metrics: GatewayMetrics,
+    pub settings: ConnectionSettings,
+    pub shutdown: Shutdown,
+}
+
+/// Why a connection ends.
+#[derive(Debug)]
+enum End {
+    ClientClosed(Option<CloseReason>),
+    ClientGone,
+    Protocol,
+    GoingAway,
+    SlowConsumer,
+    PingTimeout,
+    TokenExpired,
+}
+
+impl End {
+    fn label(&self) -> &'static str {
+        match self {
+            End::ClientClosed(_) => "client_closed",
+            End::ClientGone => "client_gone",
+            End::Protocol => "protocol_error",
+            End::GoingAway => "going_away",
+            End::SlowConsumer => "slow_consumer",
+            End::PingTimeout => "ping_timeout",
+            End::TokenExpired => "token_expired",
+        }
+    }
+
+    /// The close frame to send, if the peer can still receive one.
+    fn close_reason(self) -> Option<CloseReason> {
+        let (code, description) = match self {
+            End::ClientGone => return None,
+            End::ClientClosed(reason) => {
+                return Some(reason.unwrap_or_else(|| CloseCode::Normal.into()));
+            }
+            End::Protocol => (CloseCode::Protocol, "protocol error"),
+            End::GoingAway => (CloseCode::Away, "server shutting down; reconnect"),
+            End::SlowConsumer => (
+                CloseCode::Other(SLOW_CONSUMER),
+                "too slow: send queue overflowed",
+            ),
+            End::PingTimeout => (CloseCode::Other(PING_TIMEOUT), "no answer to pings"),
+            End::TokenExpired => (
+                CloseCode::Other(TOKEN_EXPIRED),
+                "token expired; log in again",
+            ),
+        };
+        Some(CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        })
+    }
+}
+
+/// What may interrupt a send.
+struct Interrupts<'a> {
+    shutdown: &'a Shutdown,
+    evicted: &'a mut Fuse<oneshot::Receiver<Eviction>>,
+}
+
+impl Interrupts<'_> {
+    async fn send(&mut self, session: &mut Session, text: ByteString) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.wait() => Err(End::GoingAway),
+            _ = &mut *self.evicted => Err(End::SlowConsumer),
+            sent = session.text(text) => sent.map_err(|_| End::ClientGone),
+        }
+    }
+
+    async fn control(&mut self, session: &mut Session, message: Message) -> Result<(), End> {
+        let send = async {
+            match message {
+                Message::Ping(b) => session.ping(&b).await,
+                Message::Pong(b) => session.pong(&b).await,
+                _ => Ok(()),
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.shutdown.wait() => Err(End::GoingAway),
+            _ = &mut *self.evicted => Err(End::SlowConsumer),
+            sent = send => sent.map_err(|_| End::ClientGone),
+        }
+    }
+}
+
+/// Serve one upgraded connection until it ends; runs as its own task.
+pub async fn serve(
+    ctx: ConnectionContext,
+    mut session: Session,
+    stream: MessageStream,
+    subscription: Subscription,
+    token_expires_at: i64,
+) {
+    let span = tracing::info_span!(
+        "ws",
+        user_id = %subscription.user,
+        connection = subscription.id
+    );
+    async move {
+        let Subscription {
+            id,
+            user,
+            mut queue,
+            evicted,
+            opening,
+        } = subscription;
+        let mut evicted = evicted.fuse();
+        let mut stream = stream.max_frame_size(MAX_CLIENT_FRAME);
+        let end = {
+            let mut io = Interrupts {
+                shutdown: &ctx.shutdown,
+                evicted: &mut evicted,
+            };
+            let served = async {
+                open(&ctx, &mut session, &mut io, opening).await?;
+                live(
+                    &ctx,
+                    &mut session,
+                    &mut stream,
+                    &mut io,
+                    &mut queue,
+                    token_expires_at,
+                )
+                .await
+            };
+            match served.await {
+                Ok(never) => match never {},
+                Err(end) => end,
+            }
+        };
+        // Leave the hub first: nothing more is queued to a connection that is closing.
+        ctx.hub.unsubscribe(&user, id);
+        drop(queue);
+        let label = end.label();
+        ctx.metrics
+            .connections_closed
+            .with_label_values(&[label])
+            .inc();
+        if let Some(reason) = end.close_reason()
+            && tokio::time::timeout(ctx.settings.close_timeout, session.close(Some(reason)))
+                .await
+                .is_err()
+        {
+            tracing::debug!("close frame not accepted in time; dropping the connection");
+        }
+        tracing::debug!(reason = label, "connection closed");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn open(
+    ctx: &ConnectionContext,
+    session: &mut Session,
+    io: &mut Interrupts<'_>,
+    opening: crate::hub::Opening,
+) -> Result<(), End> {
+    if let Some(gap) = opening.resync {
+        io.send(
+            session,
+            messages::resync(opening.cursor, &gap.to_string()).into(),
+        )
+        .await?;
+    }
+    let replayed = opening.replay.len();
+    for message in opening.replay {
+        io.send(session, message.frame).await?;
+        ctx.metrics
+            .messages_sent
+            .with_label_values(&[message.kind.name()])
+            .inc();
+    }
+    io.send(session, messages::ready(opening.cursor, replayed).into())
+        .await
+}
+
+fn until_expiry(token_expires_at: i64) -> Duration {
+    let now = chrono::Utc::now().timestamp();
+    Duration::from_secs(token_expires_at.saturating_sub(now).max(0) as u64)
+}
+
+async fn live(
+    ctx: &ConnectionContext,
+    session: &mut Session,
+    stream: &mut MessageStream,
+    io: &mut Interrupts<'_>,
+    queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    token_expires_at: i64,
+) -> Result<std::convert::Infallible, End> {
+    let settings = ctx.settings;
+    let expiry = tokio::time::sleep(until_expiry(token_expires_at));
+    tokio::pin!(expiry);
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.ping_interval,
+        settings.ping_interval,
+    );
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        // Biased: control first, and the client's frames before our queue, so a busy stream
+        // can never starve the pongs that keep the connection alive.
+        tokio::select! {
+            biased;
+            _ = io.shutdown.wait() => return Err(End::GoingAway),
+            _ = &mut *io.evicted => return Err(End::SlowConsumer),
+            _ = &mut expiry => return Err(End::TokenExpired),
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= settings.client_timeout {
+                    return Err(End::PingTimeout);
+                }
+                io.control(session, Message::Ping(Default::default())).await?;
+            }
+            incoming = stream.recv() => {
+                let message = match incoming {
+                    None => return Err(End::ClientGone),
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "protocol error");
+                        return Err(End::Protocol);
+                    }
+                    Some(Ok(m)) => m,
+                };
+                last_heard = Instant::now();
+                match message {
+                    Message::Text(text) if text.trim().eq_ignore_ascii_case("ping") => {
+                        io.send(session, ByteString::from_static("pong")).await?;
+                    }
+                    Message::Ping(bytes) => io.control(session, Message::Pong(bytes)).await?,
+                    Message::Close(reason) => return Err(End::ClientClosed(reason)),
+                    // Pongs only prove liveness; clients have nothing else to say.
+                    _ => {}
+                }
+            }
+            next = queue.recv() => {
+                // The hub dropped our sender: only after an eviction, which the branch above
+                // reports; end quietly otherwise.
+                let Some(message) = next else { return Err(End::SlowConsumer) };
+                io.send(session, message.frame).await?;
+                ctx.metrics
+                    .messages_sent
+                    .with_label_values(&[message.kind.name()])
+                    .inc();
+                let latency_ms = events::now_millis().saturating_sub(message.event_time).max(0);
+                ctx.metrics
+                    .delivery_latency
+                    .observe(latency_ms as f64 / 1000.0);
+            }
+        }
+    }
+}
