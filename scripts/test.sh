@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make test`: bring up what the tests need (Kafka, the registry, topics and schemas,
+# PostgreSQL, the SMTP sink), then run every test of the workspace against them.
+# Extra arguments go to `cargo test` (e.g. `make test ARGS="-p audit-service"`).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+started=$SECONDS
+if [[ ! -x "$CACHE_DIR/venv/bin/python" ]]; then
+    "$SCRIPTS_DIR/install-deps.sh" --python
+fi
+"$SCRIPTS_DIR/cluster.sh" up
+"$SCRIPTS_DIR/postgres.sh" start
+"$SCRIPTS_DIR/smtp-sink.sh" start
+log "infrastructure ready in $((SECONDS - started)) s"
+
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}"
+export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
+export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-$("$SCRIPTS_DIR/postgres.sh" url)}"
+export TEST_PYTHON="$CACHE_DIR/venv/bin/python"
+
+cd "$REPO_ROOT"
+tests_started=$SECONDS
+cargo test --workspace "$@"
+log "tests passed in $((SECONDS - tests_started)) s (whole run $((SECONDS - started)) s)"
