@@ -1,0 +1,3 @@
+DROP TABLE next_occurrences;
+DROP TABLE occurrences;
+DROP TABLE series;

@@ -1,0 +1,165 @@
+//! Builds the running service: database, outbox relay, consumer and HTTP server, and stops them
+//! in order (HTTP, then the consumer's in-flight events, then a last relay round).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use events::{EventCodec, EventPublisher, Service};
+use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
+use service_kit::db::{Database, Migrations};
+use service_kit::http::{self as kit_http, Readiness};
+use service_kit::metrics::Metrics;
+use service_kit::shutdown::Shutdown;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::consumer::SeriesFollower;
+use crate::domain::PRODUCER;
+use crate::metrics::SeriesMetrics;
+use crate::relay::OutboxRelay;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    consumer: ConsumerRuntime,
+    relay: tokio::task::JoinHandle<()>,
+    relay_stop: Shutdown,
+    shutdown: Shutdown,
+    db: Database,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config.common.database_url.clone();
+        tracing::info!(database = %url, "opening database");
+        let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
+            .await?
+            .context("opening the database")?;
+        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let metrics = Metrics::new();
+        let series_metrics = SeriesMetrics::register(&metrics);
+        let shutdown = Shutdown::new();
+
+        let publisher = EventPublisher::connect(
+            &config.common.kafka_bootstrap_servers,
+            codec.clone(),
+            PRODUCER,
+        )
+        .context("creating the Kafka producer")?;
+        let wake = Arc::new(Notify::new());
+        // Whatever a previous run recorded but did not publish goes out first.
+        wake.notify_one();
+        let relay_stop = Shutdown::new();
+        let relay = tokio::spawn(
+            OutboxRelay::new(
+                db.clone(),
+                publisher,
+                wake.clone(),
+                config.relay_interval,
+                series_metrics.clone(),
+            )
+            .run(relay_stop.clone()),
+        );
+
+        let mut settings = ConsumerSettings::for_service(
+            Service::RecurringTaskService,
+            &config.common.kafka_bootstrap_servers,
+        );
+        settings.group_id = config.consumer_group.clone();
+        settings.drain_timeout = config.common.shutdown_timeout;
+        let consumer = ConsumerRuntime::start(
+            settings,
+            SeriesFollower::new(db.clone(), wake, series_metrics),
+            codec,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+
+        let readiness = Readiness::new()
+            .with(
+                "kafka",
+                kit_http::kafka_probe(&config.common.kafka_bootstrap_servers),
+            )
+            .with(
+                "schema_registry",
+                kit_http::registry_probe(&config.common.schema_registry_url),
+            )
+            .with("database", kit_http::database_probe(db.clone()));
+        let listener = TcpListener::bind(config.common.bind_addr)
+            .with_context(|| format!("binding {}", config.common.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let db_data = web::Data::new(db.clone());
+        let metrics_data = web::Data::new(metrics);
+        let readiness_data = web::Data::new(readiness);
+        let verifier = web::Data::new(config.verifier.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(kit_http::observe))
+                .app_data(db_data.clone())
+                .app_data(metrics_data.clone())
+                .app_data(readiness_data.clone())
+                .app_data(verifier.clone())
+                .configure(kit_http::extractor_errors)
+                .configure(kit_http::operational_routes)
+                .configure(crate::http::routes)
+                .default_service(web::to(kit_http::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(config.common.shutdown_timeout.as_secs())
+        .workers(2)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "recurring-task-service listening");
+        Ok(Self {
+            port,
+            server,
+            consumer,
+            relay,
+            relay_stop,
+            shutdown,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// Serve until SIGTERM/Ctrl-C (or [`Shutdown::trigger`]), then stop taking requests and
+    /// events, finish and commit what is in flight, publish what it recorded, and return.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.shutdown.on_signals();
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        self.shutdown.wait().await;
+        tracing::info!("stopping: HTTP server and consumer");
+        handle.stop(true).await;
+        self.consumer.join().await;
+        // Only now: the consumer's last completions may have recorded next occurrences.
+        self.relay_stop.trigger();
+        let _ = self.relay.await;
+        let _ = server.await;
+        tracing::info!("recurring-task-service stopped");
+        Ok(())
+    }
+}
