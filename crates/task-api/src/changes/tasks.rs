@@ -1,0 +1,256 @@
+//! Task changes: create (with Idempotency-Key), edit, complete, reopen, delete. Each writes the
+//! task and its event in one transaction; versions make concurrent edits safe.
+
+use events::now_millis;
+use service_kit::db::{Database, DbConnection, DbError};
+
+use super::{ChangeError, in_transaction, retrying};
+use crate::domain::invalid;
+use crate::domain::task::{Task, TaskFields, UpdateTaskRequest};
+use crate::http::views::TaskView;
+use crate::storage::idempotency::{self, StoredResponse};
+use crate::storage::{categories, is_unique_violation, outbox, tasks};
+
+/// `POST /api/tasks`, parsed.
+#[derive(Debug, Clone)]
+pub struct CreateTask {
+    pub user_id: String,
+    pub fields: TaskFields,
+    /// `Idempotency-Key` and the hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+    pub traceparent: String,
+}
+
+/// What a create answered.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new task, and the JSON body of the 201 (remembered for replays).
+    New { task: Box<Task>, body: String },
+    /// The first response to this Idempotency-Key, again; nothing was created.
+    Replayed { status: u16, body: String },
+}
+
+fn category_exists(
+    conn: &mut DbConnection,
+    user_id: &str,
+    category_id: Option<&str>,
+) -> Result<bool, DbError> {
+    match category_id {
+        None => Ok(true),
+        Some(c) => Ok(categories::get(conn, user_id, c)?.is_some()),
+    }
+}
+
+fn no_such_category() -> ChangeError {
+    ChangeError::Invalid(invalid(
+        "category_id",
+        "is not one of your categories (GET /api/categories)",
+    ))
+}
+
+fn create_in(
+    conn: &mut DbConnection,
+    cmd: &CreateTask,
+) -> Result<Result<Created, ChangeError>, DbError> {
+    if let Some((key, hash)) = &cmd.idempotency
+        && let Some(stored) = idempotency::find(conn, &cmd.user_id, key)?
+    {
+        return Ok(if stored.request_hash == *hash {
+            Ok(Created::Replayed {
+                status: u16::try_from(stored.response_status).unwrap_or(201),
+                body: stored.response_body,
+            })
+        } else {
+            Err(ChangeError::Conflict {
+                slug: "idempotency-key-reused",
+                detail: "this Idempotency-Key was used for a different request; \
+                             use a new key for a new request"
+                    .to_owned(),
+            })
+        });
+    }
+    if !category_exists(conn, &cmd.user_id, cmd.fields.category_id.as_deref())? {
+        return Ok(Err(no_such_category()));
+    }
+    let task = Task::new(&cmd.user_id, cmd.fields.clone(), now_millis());
+    tasks::insert(conn, &task)?;
+    outbox::enqueue(conn, &task.created_event(), Some(&cmd.traceparent))?;
+    let body = serde_json::to_string(&TaskView::from(&task)).unwrap_or_default();
+    if let Some((key, hash)) = &cmd.idempotency {
+        idempotency::remember(
+            conn,
+            &StoredResponse {
+                user_id: cmd.user_id.clone(),
+                idempotency_key: key.clone(),
+                request_hash: hash.clone(),
+                response_status: 201,
+                response_body: body.clone(),
+                created_at: task.created_at,
+            },
+        )?;
+    }
+    Ok(Ok(Created::New {
+        task: Box::new(task),
+        body,
+    }))
+}
+
+pub async fn create(db: &Database, cmd: CreateTask) -> Result<Created, ChangeError> {
+    let attempt = |cmd: CreateTask| in_transaction(db, move |conn| create_in(conn, &cmd));
+    match attempt(cmd.clone()).await {
+        // A concurrent request with the same key committed first: this one rolled back whole,
+        // and now finds that request's response to replay.
+        Err(ChangeError::Storage(e)) if cmd.idempotency.is_some() && is_unique_violation(&e) => {
+            attempt(cmd).await
+        }
+        other => other,
+    }
+}
+
+/// `If-Match`: `None` matches any version.
+fn check_version(task: &Task, if_match: Option<i64>) -> Result<(), ChangeError> {
+    match if_match {
+        Some(v) if v != task.version => Err(ChangeError::PreconditionFailed {
+            current: task.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `PATCH /api/tasks/{id}`, parsed as far as it can be without the stored task.
+#[derive(Debug, Clone)]
+pub struct EditTask {
+    pub user_id: String,
+    pub task_id: String,
+    pub if_match: Option<i64>,
+    pub request: UpdateTaskRequest,
+    /// The user's time zone, for a recurrence that names none.
+    pub default_timezone: String,
+    pub traceparent: String,
+}
+
+fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, ChangeError>, DbError> {
+    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
+        return Ok(Err(ChangeError::NotFound("task")));
+    };
+    if let Err(e) = check_version(&task, cmd.if_match) {
+        return Ok(Err(e));
+    }
+    let fields = match task.fields.apply(&cmd.request, &cmd.default_timezone) {
+        Ok(f) => f,
+        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
+    };
+    if fields.category_id != task.fields.category_id
+        && !category_exists(conn, &cmd.user_id, fields.category_id.as_deref())?
+    {
+        return Ok(Err(no_such_category()));
+    }
+    let (next, changed) = task.edited(fields, now_millis());
+    if changed.is_empty() {
+        return Ok(Ok(task));
+    }
+    if !tasks::update(conn, &next, task.version)? {
+        return Ok(Err(ChangeError::Raced));
+    }
+    outbox::enqueue(conn, &next.updated_event(changed), Some(&cmd.traceparent))?;
+    Ok(Ok(next))
+}
+
+pub async fn edit(db: &Database, cmd: EditTask) -> Result<Task, ChangeError> {
+    retrying(|| {
+        let cmd = cmd.clone();
+        in_transaction(db, move |conn| edit_in(conn, &cmd))
+    })
+    .await
+}
+
+/// Complete, reopen or delete one task.
+#[derive(Debug, Clone)]
+pub struct TaskAction {
+    pub user_id: String,
+    pub task_id: String,
+    pub if_match: Option<i64>,
+    pub traceparent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    Complete,
+    Reopen,
+}
+
+fn set_status_in(
+    conn: &mut DbConnection,
+    cmd: &TaskAction,
+    change: StatusChange,
+) -> Result<Result<Task, ChangeError>, DbError> {
+    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
+        return Ok(Err(ChangeError::NotFound("task")));
+    };
+    if let Err(e) = check_version(&task, cmd.if_match) {
+        return Ok(Err(e));
+    }
+    let now = now_millis();
+    let next = match change {
+        StatusChange::Complete => task.completed(now),
+        StatusChange::Reopen => task.reopened(now),
+    };
+    // Already in that state: nothing changes and nothing is announced.
+    let Some(next) = next else {
+        return Ok(Ok(task));
+    };
+    if !tasks::update(conn, &next, task.version)? {
+        return Ok(Err(ChangeError::Raced));
+    }
+    let tp = Some(cmd.traceparent.as_str());
+    match change {
+        StatusChange::Complete => outbox::enqueue(conn, &next.completed_event(), tp)?,
+        StatusChange::Reopen => outbox::enqueue(
+            conn,
+            &next.updated_event(vec!["status".to_owned(), "completedAt".to_owned()]),
+            tp,
+        )?,
+    }
+    Ok(Ok(next))
+}
+
+pub async fn set_status(
+    db: &Database,
+    cmd: TaskAction,
+    change: StatusChange,
+) -> Result<Task, ChangeError> {
+    retrying(|| {
+        let cmd = cmd.clone();
+        in_transaction(db, move |conn| set_status_in(conn, &cmd, change))
+    })
+    .await
+}
+
+fn delete_in(
+    conn: &mut DbConnection,
+    cmd: &TaskAction,
+) -> Result<Result<(), ChangeError>, DbError> {
+    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
+        return Ok(Err(ChangeError::NotFound("task")));
+    };
+    if let Err(e) = check_version(&task, cmd.if_match) {
+        return Ok(Err(e));
+    }
+    if !tasks::delete(conn, &task)? {
+        return Ok(Err(ChangeError::Raced));
+    }
+    outbox::enqueue(
+        conn,
+        &task.deleted_event(now_millis()),
+        Some(&cmd.traceparent),
+    )?;
+    Ok(Ok(()))
+}
+
+pub async fn delete(db: &Database, cmd: TaskAction) -> Result<(), ChangeError> {
+    retrying(|| {
+        let cmd = cmd.clone();
+        in_transaction(db, move |conn| delete_in(conn, &cmd))
+    })
+    .await
+}

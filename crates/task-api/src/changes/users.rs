@@ -1,0 +1,158 @@
+//! User changes: registration, login attempts (each one announced) and profile edits.
+
+use events::{
+    AuthOutcome, UserAuthenticatedEvent, UserRegisteredEvent, UserUpdatedEvent, now_millis,
+};
+use service_kit::db::{Database, DbConnection, DbError};
+
+use super::{ChangeError, in_transaction, retrying};
+use crate::domain::user::{Profile, Registration, UpdateMeRequest, default_channels};
+use crate::storage::users::{self, User};
+use crate::storage::{is_unique_violation, outbox};
+
+fn event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Store a new user (the password already hashed) and announce it.
+pub async fn register(
+    db: &Database,
+    registration: Registration,
+    password_hash: String,
+    traceparent: String,
+) -> Result<User, ChangeError> {
+    let now = now_millis();
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: registration.email.as_str().to_owned(),
+        password_hash,
+        profile: Profile {
+            name: registration.name,
+            timezone: registration.timezone,
+            notification_channels: default_channels(),
+            webhook_url: None,
+        },
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let stored = user.clone();
+    let result = db
+        .transaction(move |conn| {
+            users::insert(conn, &stored)?;
+            let p = &stored.profile;
+            outbox::enqueue(
+                conn,
+                &UserRegisteredEvent {
+                    event_id: event_id(),
+                    event_timestamp: stored.created_at,
+                    user_id: stored.id.clone(),
+                    email: stored.email.clone(),
+                    name: p.name.clone(),
+                    timezone: p.timezone.clone(),
+                    notification_channels: p.notification_channels.clone(),
+                    webhook_url: p.webhook_url.clone(),
+                },
+                Some(&traceparent),
+            )
+        })
+        .await;
+    match result {
+        Ok(()) => Ok(user),
+        Err(e) if is_unique_violation(&e) => Err(ChangeError::Conflict {
+            slug: "email-taken",
+            detail: "an account with this email exists; log in instead".to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A login attempt, as user.authenticated announces it.
+#[derive(Debug, Clone)]
+pub struct LoginAttempt {
+    pub email: String,
+    pub user_id: Option<String>,
+    pub outcome: AuthOutcome,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub traceparent: String,
+}
+
+/// Announce a login attempt (every attempt, whatever its outcome).
+pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), ChangeError> {
+    db.transaction(move |conn| {
+        outbox::enqueue(
+            conn,
+            &UserAuthenticatedEvent {
+                event_id: event_id(),
+                event_timestamp: now_millis(),
+                user_id: attempt.user_id.clone(),
+                email: attempt.email.clone(),
+                outcome: attempt.outcome,
+                ip_address: attempt.ip_address.clone(),
+                user_agent: attempt.user_agent.clone(),
+            },
+            Some(&attempt.traceparent),
+        )
+    })
+    .await
+    .map_err(ChangeError::from)
+}
+
+fn update_in(
+    conn: &mut DbConnection,
+    user_id: &str,
+    req: &UpdateMeRequest,
+    traceparent: &str,
+) -> Result<Result<User, ChangeError>, DbError> {
+    let Some(user) = users::by_id(conn, user_id)? else {
+        return Ok(Err(ChangeError::NotFound("user")));
+    };
+    let profile = match user.profile.apply(req) {
+        Ok(p) => p,
+        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
+    };
+    if profile == user.profile {
+        return Ok(Ok(user));
+    }
+    let next = User {
+        profile,
+        version: user.version + 1,
+        updated_at: now_millis(),
+        ..user.clone()
+    };
+    if !users::update_profile(conn, &next, user.version)? {
+        return Ok(Err(ChangeError::Raced));
+    }
+    let p = &next.profile;
+    outbox::enqueue(
+        conn,
+        &UserUpdatedEvent {
+            event_id: event_id(),
+            event_timestamp: next.updated_at,
+            user_id: next.id.clone(),
+            version: next.version,
+            email: next.email.clone(),
+            name: p.name.clone(),
+            timezone: p.timezone.clone(),
+            notification_channels: p.notification_channels.clone(),
+            webhook_url: p.webhook_url.clone(),
+        },
+        Some(traceparent),
+    )?;
+    Ok(Ok(next))
+}
+
+/// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.
+pub async fn update_profile(
+    db: &Database,
+    user_id: String,
+    req: UpdateMeRequest,
+    traceparent: String,
+) -> Result<User, ChangeError> {
+    retrying(|| {
+        let (user_id, req, tp) = (user_id.clone(), req.clone(), traceparent.clone());
+        in_transaction(db, move |conn| update_in(conn, &user_id, &req, &tp))
+    })
+    .await
+}

@@ -1,0 +1,226 @@
+//! The REST API (SPEC section 6), the web page, and the OpenAPI document. Handlers are thin:
+//! parse at the edge, call a change or a query, map the outcome to a response.
+
+pub mod auth;
+pub mod categories;
+pub mod me;
+pub mod openapi;
+pub mod tasks;
+pub mod views;
+pub mod web_page;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::{HttpResponse, web};
+use service_kit::auth::TokenSigner;
+use service_kit::db::{Database, DbError};
+use service_kit::http::Problem;
+use service_kit::webhook::WebhookKey;
+use tokio::sync::Notify;
+
+use crate::auth::rate_limit::LoginLimiter;
+use crate::changes::ChangeError;
+
+/// What the handlers share.
+pub struct AppState {
+    pub db: Database,
+    pub signer: TokenSigner,
+    pub webhook_key: WebhookKey,
+    pub limiter: LoginLimiter,
+    /// Wakes the outbox relay after a commit, so events leave at once rather than at the next
+    /// poll.
+    pub relay_wakeup: Arc<Notify>,
+    pub ws_public_url: String,
+    /// The OpenAPI document, rendered once.
+    pub openapi_json: String,
+}
+
+impl AppState {
+    pub fn wake_relay(&self) {
+        self.relay_wakeup.notify_one();
+    }
+}
+
+pub type State = web::Data<AppState>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/auth/register")
+            .route(web::post().to(auth::register))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/auth/login")
+            .route(web::post().to(auth::login))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/me")
+            .route(web::get().to(me::get_me))
+            .route(web::patch().to(me::update_me))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/me/webhook-secret")
+            .route(web::get().to(me::webhook_secret))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/tasks")
+            .route(web::get().to(tasks::list_tasks))
+            .route(web::post().to(tasks::create_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/tasks/{id}")
+            .route(web::get().to(tasks::get_task))
+            .route(web::patch().to(tasks::update_task))
+            .route(web::delete().to(tasks::delete_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/tasks/{id}/complete")
+            .route(web::post().to(tasks::complete_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/tasks/{id}/reopen")
+            .route(web::post().to(tasks::reopen_task))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/categories")
+            .route(web::get().to(categories::list_categories))
+            .route(web::post().to(categories::create_category))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/categories/{id}")
+            .route(web::patch().to(categories::rename_category))
+            .route(web::delete().to(categories::delete_category))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/config")
+            .route(web::get().to(web_page::client_config))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/openapi.json", web::get().to(openapi::document))
+    .route("/", web::get().to(web_page::index))
+    .route("/app.js", web::get().to(web_page::script))
+    .route("/app.css", web::get().to(web_page::stylesheet));
+}
+
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+    )
+    .detail(format!(
+        "{} is not supported on {}",
+        req.method(),
+        req.path()
+    ))
+    .error_response()
+}
+
+/// A storage failure as the client sees it: 503 when the database is away, else 500 (logged).
+pub fn storage_problem(e: DbError) -> Problem {
+    if e.is_unavailable() {
+        Problem::unavailable("the database is unavailable; try again shortly")
+    } else {
+        tracing::error!(error = %e, "storage failure");
+        Problem::internal()
+    }
+}
+
+impl From<ChangeError> for Problem {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::NotFound(what) => Problem::not_found(what),
+            ChangeError::PreconditionFailed { current } => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "The task was changed meanwhile",
+            )
+            .detail(format!(
+                "If-Match does not name the current version ({current}); GET the task again \
+                 and retry with If-Match: \"{current}\""
+            )),
+            ChangeError::Conflict { slug, detail } => {
+                let status = if slug == "idempotency-key-reused" {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::CONFLICT
+                };
+                Problem::new(status, slug, "Conflict").detail(detail)
+            }
+            ChangeError::Invalid(problem) => problem,
+            ChangeError::Raced => Problem::new(
+                StatusCode::CONFLICT,
+                "concurrent-change",
+                "Changed concurrently",
+            )
+            .detail("the item kept changing while this request ran; try again"),
+            ChangeError::Storage(e) => storage_problem(e),
+        }
+    }
+}
+
+/// `If-Match`: a version, quoted or bare (`"3"`, `3`, `W/"3"`); `*` or no header matches any.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+    let Some(value) = headers.get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| Problem::bad_request("If-Match must be ASCII"))?
+        .trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    let tag = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
+    tag.parse::<i64>().map(Some).map_err(|_| {
+        Problem::bad_request("If-Match must be the task's version, e.g. \"3\" (its ETag)")
+    })
+}
+
+/// The strong ETag of a version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// A path id: anything but a UUID cannot name a stored item, so it is simply not found.
+pub fn path_id(value: &str, what: &str) -> Result<String, Problem> {
+    crate::domain::parse_uuid(value).map_err(|_| Problem::not_found(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderValue, IF_MATCH};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(IF_MATCH, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn if_match_takes_quoted_bare_and_weak_versions() {
+        assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(if_match(&with("\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(&with("3")).unwrap(), Some(3));
+        assert_eq!(if_match(&with("W/\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(&with("*")).unwrap(), None);
+        assert_eq!(if_match(&with("\"abc\"")).unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,21 @@
+//! task-api: users, tasks and categories over REST (SPEC section 6), every change written with
+//! its event in one transaction (an outbox) and relayed to Kafka in order (SPEC section 8), and
+//! ingest of tasks that other producers announce on task.created.
+//!
+//! * [`domain`]: types and rules, parsed at the edge;
+//! * [`changes`]: each change as one transaction (row + outbox event);
+//! * [`storage`]: diesel tables on SQLite or PostgreSQL;
+//! * [`relay`]: the outbox relay and its metrics;
+//! * [`ingest`]: the task.created consumer;
+//! * [`http`]: handlers, the web page, the OpenAPI document;
+//! * [`startup`]: wiring and orderly shutdown.
+
+pub mod auth;
+pub mod changes;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod relay;
+pub mod startup;
+pub mod storage;

@@ -1,0 +1,189 @@
+//! Builds the running service (database, outbox relay, ingest consumer, HTTP server) and stops
+//! it in order: requests first, then the relay's last round, then the consumer.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use events::{EventCodec, Service};
+use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
+use service_kit::db::{Database, Migrations};
+use service_kit::http::{self as kit_http, Readiness};
+use service_kit::metrics::Metrics;
+use service_kit::shutdown::Shutdown;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::auth::{passwords, rate_limit::LoginLimiter};
+use crate::config::Config;
+use crate::http::AppState;
+use crate::http::openapi::ApiDoc;
+use crate::ingest::TaskIngest;
+use crate::relay::{self, OutboxMetrics, OutboxRelay};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    consumer: ConsumerRuntime,
+    shutdown: Shutdown,
+    relay_stop: Shutdown,
+    relay: JoinHandle<()>,
+    monitor: JoinHandle<()>,
+    db: Database,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config.common.database_url.clone();
+        tracing::info!(database = %url, "opening database");
+        let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
+            .await?
+            .context("opening the database")?;
+        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let metrics = Metrics::new();
+        let outbox_metrics = OutboxMetrics::register(&metrics);
+        let shutdown = Shutdown::new();
+        let relay_stop = Shutdown::new();
+        let wakeup = Arc::new(Notify::new());
+
+        let outbox_relay = OutboxRelay::new(
+            db.clone(),
+            &config.common.kafka_bootstrap_servers,
+            codec.clone(),
+            config.outbox,
+            wakeup.clone(),
+            outbox_metrics.clone(),
+        )?;
+        let relay = tokio::spawn(outbox_relay.run(relay_stop.clone()));
+        let monitor = tokio::spawn(relay::monitor(
+            db.clone(),
+            outbox_metrics,
+            config.outbox.retention,
+            relay_stop.clone(),
+        ));
+
+        let mut settings =
+            ConsumerSettings::for_service(Service::TaskApi, &config.common.kafka_bootstrap_servers);
+        settings.group_id = config.consumer_group.clone();
+        settings.drain_timeout = config.common.shutdown_timeout;
+        let consumer = ConsumerRuntime::start(
+            settings,
+            TaskIngest::new(db.clone()),
+            codec,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+
+        tokio::task::spawn_blocking(passwords::warm_up).await?;
+
+        let readiness = Readiness::new()
+            .with(
+                "kafka",
+                kit_http::kafka_probe(&config.common.kafka_bootstrap_servers),
+            )
+            .with(
+                "schema_registry",
+                kit_http::registry_probe(&config.common.schema_registry_url),
+            )
+            .with("database", kit_http::database_probe(db.clone()));
+        let listener = TcpListener::bind(config.common.bind_addr)
+            .with_context(|| format!("binding {}", config.common.bind_addr))?;
+        let address = listener.local_addr()?;
+        let port = address.port();
+        let openapi = ApiDoc::openapi();
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            signer: config.signer.clone(),
+            webhook_key: config.webhook_key.clone(),
+            limiter: LoginLimiter::new(config.login_limits),
+            relay_wakeup: wakeup,
+            ws_public_url: config.ws_public_url.clone(),
+            openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".to_owned()),
+        });
+        let metrics_data = web::Data::new(metrics);
+        let readiness_data = web::Data::new(readiness);
+        let verifier = web::Data::new(config.verifier.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(kit_http::observe))
+                .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .app_data(state.clone())
+                .app_data(metrics_data.clone())
+                .app_data(readiness_data.clone())
+                .app_data(verifier.clone())
+                .configure(kit_http::extractor_errors)
+                .configure(kit_http::operational_routes)
+                .configure(crate::http::routes)
+                .service(Scalar::with_url("/docs", openapi.clone()))
+                .default_service(web::to(kit_http::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(config.common.shutdown_timeout.as_secs())
+        .listen(listener)?
+        .run();
+        let shown = if address.ip().is_unspecified() {
+            format!("127.0.0.1:{port}")
+        } else {
+            address.to_string()
+        };
+        tracing::info!(
+            port,
+            docs = %format!("http://{shown}/docs"),
+            openapi = %format!("http://{shown}/openapi.json"),
+            "task-api listening; API docs at http://{shown}/docs"
+        );
+        Ok(Self {
+            port,
+            server,
+            consumer,
+            shutdown,
+            relay_stop,
+            relay,
+            monitor,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// Serve until SIGTERM/Ctrl-C (or [`Shutdown::trigger`]); then stop taking requests, let
+    /// the relay publish what they wrote, finish and commit in-flight ingest, and return.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.shutdown.on_signals();
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        self.shutdown.wait().await;
+        tracing::info!("stopping: HTTP server, outbox relay, consumer");
+        handle.stop(true).await;
+        self.relay_stop.trigger();
+        let _ = self.relay.await;
+        let _ = self.monitor.await;
+        self.consumer.join().await;
+        let _ = server.await;
+        tracing::info!("task-api stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Responses remembered by `Idempotency-Key`, per user: a repeated request gets the first
+//! response back instead of creating again.
+
+use diesel::prelude::*;
+use service_kit::db::{DbConnection, DbError};
+
+use super::schema::idempotency_keys;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct StoredResponse {
+    pub user_id: String,
+    pub idempotency_key: String,
+    /// SHA-256 of the request, to tell a replay from a different request reusing the key.
+    pub request_hash: String,
+    pub response_status: i32,
+    pub response_body: String,
+    pub created_at: i64,
+}
+
+pub fn find(
+    conn: &mut DbConnection,
+    user_id: &str,
+    key: &str,
+) -> Result<Option<StoredResponse>, DbError> {
+    Ok(idempotency_keys::table
+        .filter(idempotency_keys::user_id.eq(user_id))
+        .filter(idempotency_keys::idempotency_key.eq(key))
+        .select(StoredResponse::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Remember a response; a concurrent request with the same key makes this a unique violation,
+/// which rolls back that request's whole transaction (so it created nothing).
+pub fn remember(conn: &mut DbConnection, response: &StoredResponse) -> Result<(), DbError> {
+    diesel::insert_into(idempotency_keys::table)
+        .values(response)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forget keys older than `before` (epoch ms); returns how many.
+pub fn expire(conn: &mut DbConnection, before: i64) -> Result<usize, DbError> {
+    Ok(
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(before)))
+            .execute(conn)?,
+    )
+}

@@ -1,0 +1,86 @@
+//! The tables of `migrations/`, for diesel.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        password_hash -> Text,
+        name -> Nullable<Text>,
+        timezone -> Text,
+        notification_channels -> Text,
+        webhook_url -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    categories (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    tasks (id) {
+        id -> Text,
+        user_id -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        priority -> Text,
+        priority_rank -> BigInt,
+        status -> Text,
+        due_at -> Nullable<BigInt>,
+        due_sort -> BigInt,
+        category_id -> Nullable<Text>,
+        tags -> Text,
+        recurrence -> Nullable<Text>,
+        reminders -> Text,
+        series_id -> Nullable<Text>,
+        occurrence_index -> Nullable<BigInt>,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+        search_text -> Text,
+        origin -> Text,
+    }
+}
+
+diesel::table! {
+    task_tags (task_id, tag) {
+        task_id -> Text,
+        user_id -> Text,
+        tag -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idempotency_key) {
+        user_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (seq) {
+        seq -> BigInt,
+        topic -> Text,
+        message_key -> Text,
+        event_id -> Text,
+        payload -> Text,
+        traceparent -> Nullable<Text>,
+        created_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, categories, tasks, task_tags);
