@@ -28,6 +28,10 @@ status:
 	scripts/cluster.sh status
 	scripts/services.sh status
 
+## make bench: every benchmark, one report in bench/report.md (release builds)
+bench:
+	scripts/bench.sh
+
 deps:
 	scripts/install-deps.sh
 

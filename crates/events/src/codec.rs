@@ -11,7 +11,7 @@
 //!   the body is deserialised straight into the Rust type without an intermediate `Value`.
 
 use std::io::Cursor;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
@@ -135,7 +135,8 @@ struct ReadPlan {
 pub struct EventCodec {
     settings: SrSettings,
     decoder: AvroDecoder,
-    registered: [OnceLock<Registered>; Topic::ALL.len()],
+    /// One registration per topic however many encodes race for it (single flight).
+    registered: [tokio::sync::OnceCell<Registered>; Topic::ALL.len()],
     plans: DashMap<u32, Arc<ReadPlan>>,
 }
 
@@ -156,7 +157,7 @@ impl EventCodec {
         Ok(Self {
             decoder: AvroDecoder::new(settings.clone()),
             settings,
-            registered: std::array::from_fn(|_| OnceLock::new()),
+            registered: std::array::from_fn(|_| tokio::sync::OnceCell::new()),
             plans: DashMap::new(),
         })
     }
@@ -164,9 +165,13 @@ impl EventCodec {
     /// Register the topic's schema under `<topic>-value` (or find it already there) and keep its
     /// id for encoding. Returns the id.
     pub async fn register(&self, topic: Topic) -> Result<u32, EncodeError> {
-        if let Some(r) = self.registered[topic.index()].get() {
-            return Ok(r.id);
-        }
+        let registered = self.registered[topic.index()]
+            .get_or_try_init(|| self.register_now(topic))
+            .await?;
+        Ok(registered.id)
+    }
+
+    async fn register_now(&self, topic: Topic) -> Result<Registered, EncodeError> {
         let spec = topic.spec();
         let subject = topic.subject();
         let supplied = SuppliedSchema::new(
@@ -190,15 +195,14 @@ impl EventCodec {
                     }
                 }
             })?;
-        let schema = reader_schema(topic);
-        let writer = GenericDatumWriter::builder(schema)
+        let writer = GenericDatumWriter::builder(reader_schema(topic))
             .human_readable(false)
             .build()
             .map_err(|e| EncodeError::Avro(e.to_string()))?;
-        let id = registered.id;
-        // Two concurrent registrations get the same id from the registry; keep the first.
-        let _ = self.registered[topic.index()].set(Registered { id, writer });
-        Ok(id)
+        Ok(Registered {
+            id: registered.id,
+            writer,
+        })
     }
 
     /// Register every topic in `topics`; what a producer calls at start.

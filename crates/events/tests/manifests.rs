@@ -15,12 +15,18 @@ fn repo() -> PathBuf {
 /// lines.
 fn topics_in_command_lines(text: &str) -> BTreeMap<String, (i32, i32, BTreeMap<String, String>)> {
     let mut topics = BTreeMap::new();
-    for line in text.lines().filter(|l| l.contains("kafka-topics.sh") && l.contains("--create")) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("kafka-topics.sh") && l.contains("--create"))
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         let arg = |flag: &str| words.iter().position(|w| *w == flag).map(|i| words[i + 1]);
         let name = arg("--topic").expect("--topic").to_owned();
         let partitions = arg("--partitions").expect("--partitions").parse().unwrap();
-        let rf = arg("--replication-factor").expect("--replication-factor").parse().unwrap();
+        let rf = arg("--replication-factor")
+            .expect("--replication-factor")
+            .parse()
+            .unwrap();
         let configs = words
             .windows(2)
             .filter(|w| w[0] == "--config")
@@ -29,7 +35,12 @@ fn topics_in_command_lines(text: &str) -> BTreeMap<String, (i32, i32, BTreeMap<S
                 (k.to_owned(), v.to_owned())
             })
             .collect();
-        assert!(topics.insert(name.clone(), (partitions, rf, configs)).is_none(), "{name} twice");
+        assert!(
+            topics
+                .insert(name.clone(), (partitions, rf, configs))
+                .is_none(),
+            "{name} twice"
+        );
     }
     topics
 }
@@ -45,7 +56,10 @@ fn catalogue() -> BTreeMap<String, (i32, i32, BTreeMap<String, String>)> {
 fn the_compose_topic_init_creates_exactly_the_catalogue() {
     let text = std::fs::read_to_string(repo().join("docker-compose.kafka.yml")).unwrap();
     assert_eq!(topics_in_command_lines(&text), catalogue());
-    assert!(text.contains("KAFKA_AUTO_CREATE_TOPICS_ENABLE: \"false\"") || text.contains("KAFKA_AUTO_CREATE_TOPICS_ENABLE=false"));
+    assert!(
+        text.contains("KAFKA_AUTO_CREATE_TOPICS_ENABLE: \"false\"")
+            || text.contains("KAFKA_AUTO_CREATE_TOPICS_ENABLE=false")
+    );
 }
 
 #[test]
@@ -55,7 +69,8 @@ fn every_compose_file_is_valid() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("docker-compose") && (name.ends_with(".yml") || name.ends_with(".yaml"))
+            name.starts_with("docker-compose")
+                && (name.ends_with(".yml") || name.ends_with(".yaml"))
         })
         .collect();
     files.sort();

@@ -26,6 +26,9 @@ pub enum DbConnection {
 pub type DbPool = Pool<ConnectionManager<DbConnection>>;
 pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
 
+/// Advisory lock key held while migrating (an arbitrary constant shared by every service).
+const MIGRATION_LOCK_KEY: i64 = 0x7461_736b_6d69_67;
+
 /// The kit's own tables (the inbox), migrated before the service's.
 const KIT_SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const KIT_POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -143,13 +146,26 @@ impl Database {
             Backend::Sqlite => (&KIT_SQLITE, migrations.sqlite),
             Backend::Postgres => (&KIT_POSTGRES, migrations.postgres),
         };
+        // Several instances may start at once on one PostgreSQL database: a session advisory
+        // lock makes them migrate one after the other (the second finds nothing pending).
+        if let DbConnection::Postgresql(c) = &mut *conn {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+        }
+        let mut result = Ok(());
         for set in [kit, own] {
-            let result = match &mut *conn {
+            result = match &mut *conn {
                 DbConnection::Sqlite(c) => c.run_pending_migrations(Source(set)).map(|_| ()),
                 DbConnection::Postgresql(c) => c.run_pending_migrations(Source(set)).map(|_| ()),
-            };
-            result.map_err(|e| DbError::Migration(e.to_string()))?;
+            }
+            .map_err(|e| DbError::Migration(e.to_string()));
+            if result.is_err() {
+                break;
+            }
         }
+        if let DbConnection::Postgresql(c) = &mut *conn {
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+        }
+        result?;
         Ok(db)
     }
 
