@@ -1,0 +1,242 @@
+//! What a reminder says: the email (text and HTML) and the webhook's JSON body, with times in the
+//! user's time zone.
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use events::EpochMillis;
+use serde_json::json;
+
+use super::channel_name;
+
+/// Everything a message about one reminder needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub notification_id: String,
+    pub reminder_id: String,
+    pub user_id: String,
+    pub task_id: String,
+    pub task_title: String,
+    pub due_date: Option<EpochMillis>,
+    pub remind_at: EpochMillis,
+    pub fired_at: EpochMillis,
+    pub late: bool,
+    pub channel: events::NotificationChannel,
+    pub recipient_name: Option<String>,
+    /// The user's IANA time zone as stored; an unknown one falls back to UTC.
+    pub timezone: String,
+    /// `<APP_BASE_URL>/#/tasks/<task id>`.
+    pub link: String,
+}
+
+/// The link to a task in the web app.
+pub fn task_link(app_base_url: &str, task_id: &str) -> String {
+    format!("{}/#/tasks/{task_id}", app_base_url.trim_end_matches('/'))
+}
+
+/// The user's zone, or UTC when the stored name is not an IANA zone.
+pub fn zone(name: &str) -> Tz {
+    name.parse().unwrap_or(Tz::UTC)
+}
+
+/// `Monday, 15 March 2027, 09:00 EDT (America/New_York)`.
+pub fn local_time(ms: EpochMillis, zone_name: &str) -> String {
+    let tz = zone(zone_name);
+    match tz.timestamp_millis_opt(ms).single() {
+        Some(t) => format!("{} ({})", t.format("%A, %-d %B %Y, %H:%M %Z"), tz.name()),
+        None => rfc3339(ms),
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, as the APIs show times.
+pub fn rfc3339(ms: EpochMillis) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// An email: subject, plain text, HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailContent {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Header values must stay on one line, whatever a title holds.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Notice {
+    fn due_line(&self) -> String {
+        match self.due_date {
+            Some(due) => format!("Due: {}", local_time(due, &self.timezone)),
+            None => "No due date".to_owned(),
+        }
+    }
+
+    fn late_line(&self) -> Option<String> {
+        self.late.then(|| {
+            format!(
+                "This reminder is late: it was meant for {}.",
+                local_time(self.remind_at, &self.timezone)
+            )
+        })
+    }
+
+    pub fn email(&self) -> EmailContent {
+        let greeting = match self.recipient_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => format!("Hello {name},"),
+            _ => "Hello,".to_owned(),
+        };
+        let due = self.due_line();
+        let late = self.late_line();
+        let mut text = format!(
+            "{greeting}\n\nThis is your reminder for the task \"{}\".\n{due}\n",
+            self.task_title
+        );
+        if let Some(late) = &late {
+            text.push_str(late);
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "\nOpen the task: {}\n\n-- \nTodo platform reminders\n",
+            self.link
+        ));
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
+             <p>{}</p>\n<p>This is your reminder for the task <strong>{}</strong>.</p>\n\
+             <p>{}</p>\n",
+            escape_html(&greeting),
+            escape_html(&self.task_title),
+            escape_html(&due),
+        );
+        if let Some(late) = &late {
+            html.push_str(&format!("<p><em>{}</em></p>\n", escape_html(late)));
+        }
+        html.push_str(&format!(
+            "<p><a href=\"{0}\">Open the task</a></p>\n</body></html>\n",
+            escape_html(&self.link)
+        ));
+        EmailContent {
+            subject: one_line(&format!("Reminder: {}", self.task_title)),
+            text,
+            html,
+        }
+    }
+
+    /// The webhook's body: the reminder, times in RFC 3339 (UTC) and in the user's zone.
+    pub fn webhook_body(&self) -> serde_json::Value {
+        json!({
+            "type": "reminder",
+            "notification_id": self.notification_id,
+            "reminder_id": self.reminder_id,
+            "user_id": self.user_id,
+            "task": {
+                "id": self.task_id,
+                "title": self.task_title,
+                "due_at": self.due_date.map(rfc3339),
+                "due_at_local": self.due_date.map(|d| local_time(d, &self.timezone)),
+                "link": self.link,
+            },
+            "timezone": zone(&self.timezone).name(),
+            "channel": channel_name(self.channel),
+            "remind_at": rfc3339(self.remind_at),
+            "fired_at": rfc3339(self.fired_at),
+            "late": self.late,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn notice(due: EpochMillis, tz: &str) -> Notice {
+        Notice {
+            notification_id: "n".into(),
+            reminder_id: "r".into(),
+            user_id: "u".into(),
+            task_id: "t-1".into(),
+            task_title: "Pay <rent> & bills".into(),
+            due_date: Some(due),
+            remind_at: due - 600_000,
+            fired_at: due - 599_990,
+            late: false,
+            channel: events::NotificationChannel::Email,
+            recipient_name: Some("Ada".into()),
+            timezone: tz.into(),
+            link: task_link("http://127.0.0.1:8000/", "t-1"),
+        }
+    }
+
+    fn utc(text: &str) -> EpochMillis {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn local_times_follow_the_zone_across_dst() {
+        // New York switches to summer time on 14 March 2027.
+        assert_eq!(
+            local_time(utc("2027-03-13T14:00:00Z"), "America/New_York"),
+            "Saturday, 13 March 2027, 09:00 EST (America/New_York)"
+        );
+        assert_eq!(
+            local_time(utc("2027-03-15T13:00:00Z"), "America/New_York"),
+            "Monday, 15 March 2027, 09:00 EDT (America/New_York)"
+        );
+        assert_eq!(
+            local_time(utc("2027-03-15T03:30:00Z"), "Asia/Kolkata"),
+            "Monday, 15 March 2027, 09:00 IST (Asia/Kolkata)"
+        );
+        assert_eq!(
+            local_time(utc("2027-03-15T03:30:00Z"), "Not/AZone"),
+            "Monday, 15 March 2027, 03:30 UTC (UTC)"
+        );
+    }
+
+    #[test]
+    fn the_email_names_the_task_its_local_due_time_and_links_to_it() {
+        let mail = notice(utc("2027-03-15T03:30:00Z"), "Asia/Kolkata").email();
+        assert_eq!(mail.subject, "Reminder: Pay <rent> & bills");
+        assert!(mail.text.contains("\"Pay <rent> & bills\""));
+        assert!(mail.text.contains("Due: Monday, 15 March 2027, 09:00 IST"));
+        assert!(mail.text.contains("http://127.0.0.1:8000/#/tasks/t-1"));
+        assert!(
+            mail.html
+                .contains("<strong>Pay &lt;rent&gt; &amp; bills</strong>")
+        );
+        assert!(
+            mail.html
+                .contains("href=\"http://127.0.0.1:8000/#/tasks/t-1\"")
+        );
+        assert!(!mail.text.contains("late"));
+    }
+
+    #[test]
+    fn the_webhook_body_carries_the_reminder() {
+        let body = notice(utc("2027-03-15T03:30:00Z"), "Asia/Kolkata").webhook_body();
+        assert_eq!(body["task"]["title"], "Pay <rent> & bills");
+        assert_eq!(body["task"]["due_at"], "2027-03-15T03:30:00.000Z");
+        assert_eq!(body["channel"], "email");
+        assert_eq!(body["late"], false);
+    }
+}

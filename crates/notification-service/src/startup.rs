@@ -1,0 +1,224 @@
+//! Builds the running service (database, consumer, scheduler, delivery worker, outbox relay,
+//! HTTP server) and stops it in order: stop taking requests and events, let in-flight
+//! deliveries finish, publish what the outbox holds, exit.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use events::{EventCodec, EventPublisher, Service, Topic};
+use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
+use service_kit::db::{Database, Migrations};
+use service_kit::http::{self as kit_http, Readiness};
+use service_kit::metrics::Metrics;
+use service_kit::shutdown::Shutdown;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, SERVICE};
+use crate::consumer::NotificationConsumer;
+use crate::delivery::email::EmailSender;
+use crate::delivery::webhook::WebhookSender;
+use crate::delivery::{Channels, DeliveryWorker};
+use crate::due_loop;
+use crate::metrics::NotificationMetrics;
+use crate::outbox::OutboxRelay;
+use crate::scheduler::ReminderScheduler;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+/// Longest sleep of the relay with nothing to publish: a peer's lease may end meanwhile.
+const RELAY_MAX_IDLE: Duration = Duration::from_secs(10);
+/// How long the relay may take to publish the last events at shutdown.
+const RELAY_DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    consumer: ConsumerRuntime,
+    shutdown: Shutdown,
+    db: Database,
+    scheduler: JoinHandle<ReminderScheduler>,
+    worker: JoinHandle<DeliveryWorker>,
+    relay: JoinHandle<OutboxRelay>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config.common.database_url.clone();
+        tracing::info!(database = %url, smtp = ?config.smtp, "starting notification-service");
+        let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
+            .await?
+            .context("opening the database")?;
+        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        // Registering now finds a registry problem at start; if the registry is away, the relay
+        // registers on first publish and retries until it can.
+        if let Err(e) = codec
+            .register_all(&[Topic::ReminderTriggered, Topic::NotificationSent])
+            .await
+        {
+            tracing::warn!(error = %e, "schemas not registered yet; retried when publishing");
+        }
+        let publisher = EventPublisher::connect(
+            &config.common.kafka_bootstrap_servers,
+            codec.clone(),
+            SERVICE,
+        )
+        .context("creating the Kafka producer")?;
+        let metrics = Metrics::new();
+        let own = NotificationMetrics::register(&metrics);
+        let shutdown = Shutdown::new();
+        let (scheduler_wake, delivery_wake, relay_wake) = (
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+        );
+
+        let channels = Channels {
+            email: EmailSender::new(&config.smtp, config.delivery.concurrency as u32)
+                .map_err(anyhow::Error::msg)?,
+            webhook: WebhookSender::new(config.webhook.key.clone(), config.webhook.timeout)
+                .map_err(anyhow::Error::msg)?,
+            app_base_url: config.app_base_url.clone(),
+        };
+        let scheduler = tokio::spawn(due_loop::run(
+            "scheduler",
+            ReminderScheduler::new(
+                db.clone(),
+                config.schedule.clone(),
+                own.clone(),
+                relay_wake.clone(),
+            ),
+            scheduler_wake.clone(),
+            shutdown.clone(),
+            config.schedule.max_idle,
+        ));
+        let worker = tokio::spawn(due_loop::run(
+            "delivery",
+            DeliveryWorker::new(
+                db.clone(),
+                channels,
+                config.delivery.clone(),
+                own.clone(),
+                relay_wake.clone(),
+                delivery_wake.clone(),
+            ),
+            delivery_wake.clone(),
+            shutdown.clone(),
+            config.schedule.max_idle,
+        ));
+        let relay = tokio::spawn(due_loop::run(
+            "outbox",
+            OutboxRelay::new(db.clone(), publisher, own.clone()),
+            relay_wake,
+            shutdown.clone(),
+            RELAY_MAX_IDLE,
+        ));
+
+        let mut settings = ConsumerSettings::for_service(
+            Service::NotificationService,
+            &config.common.kafka_bootstrap_servers,
+        );
+        settings.group_id = config.consumer_group.clone();
+        settings.drain_timeout = config.common.shutdown_timeout;
+        let consumer = ConsumerRuntime::start(
+            settings,
+            NotificationConsumer::new(db.clone(), own, scheduler_wake, delivery_wake),
+            codec,
+            metrics.clone(),
+            shutdown.clone(),
+        )?;
+
+        let readiness = Readiness::new()
+            .with(
+                "kafka",
+                kit_http::kafka_probe(&config.common.kafka_bootstrap_servers),
+            )
+            .with(
+                "schema_registry",
+                kit_http::registry_probe(&config.common.schema_registry_url),
+            )
+            .with("database", kit_http::database_probe(db.clone()));
+        let listener = TcpListener::bind(config.common.bind_addr)
+            .with_context(|| format!("binding {}", config.common.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let db_data = web::Data::new(db.clone());
+        let metrics_data = web::Data::new(metrics);
+        let readiness_data = web::Data::new(readiness);
+        let verifier = web::Data::new(config.verifier.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::from_fn(kit_http::observe))
+                .app_data(db_data.clone())
+                .app_data(metrics_data.clone())
+                .app_data(readiness_data.clone())
+                .app_data(verifier.clone())
+                .configure(kit_http::extractor_errors)
+                .configure(kit_http::operational_routes)
+                .configure(crate::http::routes)
+                .default_service(web::to(kit_http::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(config.common.shutdown_timeout.as_secs())
+        .workers(2)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "notification-service listening");
+        Ok(Self {
+            port,
+            server,
+            consumer,
+            shutdown,
+            db,
+            scheduler,
+            worker,
+            relay,
+            shutdown_timeout: config.common.shutdown_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
+    /// Serve until SIGTERM/Ctrl-C (or [`Shutdown::trigger`]); then stop taking requests and
+    /// events, let deliveries in flight finish, publish what the outbox holds, and return.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.shutdown.on_signals();
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        self.shutdown.wait().await;
+        tracing::info!("stopping: HTTP server, consumer, scheduler and deliveries");
+        handle.stop(true).await;
+        self.consumer.join().await;
+        let _ = self.scheduler.await;
+        if let Ok(worker) = self.worker.await {
+            worker.finish_in_flight(self.shutdown_timeout).await;
+        }
+        if let Ok(mut relay) = self.relay.await {
+            relay.drain(RELAY_DRAIN).await;
+        }
+        let _ = server.await;
+        tracing::info!("notification-service stopped");
+        Ok(())
+    }
+}
