@@ -97,10 +97,10 @@ impl TryFrom<RawEventQuery> for EventQuery {
             .transpose()?;
         let from = raw.from.as_deref().map(|v| time("from", v)).transpose()?;
         let to = raw.to.as_deref().map(|v| time("to", v)).transpose()?;
-        if let (Some(f), Some(t)) = (from, to) {
-            if f >= t {
-                return Err(Problem::bad_request("from must be before to"));
-            }
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            return Err(Problem::bad_request("from must be before to"));
         }
         let before_seq = raw
             .cursor

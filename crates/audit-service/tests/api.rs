@@ -1,5 +1,7 @@
 //! audit-service against the real cluster, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
+
 mod support;
 
 use std::time::Duration;
@@ -148,7 +150,7 @@ async fn a_task_history_is_oldest_first_and_only_its_owner_reads_it() {
     let admin = app.signer.issue_admin(&user()).unwrap();
     let resp = app
         .get(
-            &format!("/api/audit/events?topic=task.created&limit=500"),
+            "/api/audit/events?topic=task.created&limit=500",
             Some(&admin),
         )
         .await;

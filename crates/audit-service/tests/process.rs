@@ -1,6 +1,8 @@
 //! The audit-service as a real process: killed mid-stream, stopped with SIGTERM, and its
 //! database taken away for a while.
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
+
 mod support;
 
 use std::collections::HashSet;

@@ -2,6 +2,8 @@
 //! work; after it restarts the cluster is whole again. Its own test binary, so no other test of
 //! this crate runs while a broker is down.
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
+
 mod support;
 
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! The events crate against the real cluster and registry.
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
+
 mod support;
 
 use std::process::Command;

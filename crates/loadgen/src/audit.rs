@@ -151,7 +151,7 @@ impl AuditIngest {
         let bound = Duration::from_secs(120 + expected as u64 / 1_000);
         let deadline = Instant::now() + bound;
         let (count, first, last) = loop {
-            let stats = db.run(|conn| bench_stats(conn)).await?;
+            let stats = db.run(bench_stats).await?;
             if stats.0 >= expected {
                 break stats;
             }

@@ -27,7 +27,7 @@ pub type DbPool = Pool<ConnectionManager<DbConnection>>;
 pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
 
 /// Advisory lock key held while migrating (an arbitrary constant shared by every service).
-const MIGRATION_LOCK_KEY: i64 = 0x7461_736b_6d69_67;
+const MIGRATION_LOCK_KEY: i64 = 0x0074_6173_6b6d_6967;
 
 /// The kit's own tables (the inbox), migrated before the service's.
 const KIT_SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -1,6 +1,7 @@
 //! Starts a real audit-service (in-process, or as its own process for crash tests) against the
 //! real cluster, registry and a fresh database.
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
 #![allow(dead_code)]
 
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! real registry that `scripts/cluster.sh up` starts (addresses from the environment, defaulting
 //! to the contract's local ports).
 
+#![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
 #![allow(dead_code)]
 
 use std::sync::Arc;
