@@ -10,7 +10,7 @@ pub const PORT: u16 = 8004;
 pub struct Config {
     pub common: CommonConfig,
     pub verifier: TokenVerifier,
-    /// `AUDIT_CONSUMER_GROUP`, default `audit-service` (tests give each instance its own).
+    /// `CONSUMER_GROUP`, default `audit-service` (tests give each instance its own).
     pub consumer_group: String,
 }
 
@@ -19,8 +19,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env("audit-service", PORT)?,
             verifier: TokenVerifier::from_env()?,
-            consumer_group: optional("AUDIT_CONSUMER_GROUP")
-                .unwrap_or_else(|| "audit-service".into()),
+            consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "audit-service".into()),
         })
     }
 }

@@ -142,7 +142,7 @@ impl AuditIngest {
             .env("DATABASE_URL", &database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_PUBLIC_KEY", public_key)
-            .env("AUDIT_CONSUMER_GROUP", &group)
+            .env("CONSUMER_GROUP", &group)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

@@ -184,7 +184,7 @@ impl ProcessEnv {
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_PUBLIC_KEY", &self.public_key)
-            .env("AUDIT_CONSUMER_GROUP", &self.group)
+            .env("CONSUMER_GROUP", &self.group)
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::process::Stdio::inherit())

@@ -150,12 +150,16 @@ pub struct ConsumerSettings {
 }
 
 impl ConsumerSettings {
-    /// The service's group and its contract topics, default policies.
+    /// The service's group and its contract topics, default policies. The group is the
+    /// service's name unless `CONSUMER_GROUP` is set (system tests run each service in a group
+    /// of their own, positioned where they start).
     pub fn for_service(service: Service, bootstrap_servers: &str) -> Self {
+        let group_id =
+            crate::config::optional("CONSUMER_GROUP").unwrap_or_else(|| service.name().to_owned());
         Self {
             service,
             bootstrap_servers: bootstrap_servers.to_owned(),
-            group_id: service.name().to_owned(),
+            group_id,
             topics: service.consumes().to_vec(),
             retry: RetryPolicy::default(),
             max_queued_per_partition: 1000,
