@@ -18,6 +18,10 @@ pub struct Config {
     /// `RECURRING_RELAY_INTERVAL_MS`, default 1000: how often the outbox relay looks for
     /// next occurrences still to publish when nothing woke it (after a crash or a Kafka outage).
     pub relay_interval: Duration,
+    /// `RECURRING_USER_ID_PREFIX`, default none (every user): follow only the series of users
+    /// whose id starts with this prefix. Lets several instances share one cluster without
+    /// acting on each other's users (integration tests, a canary next to the real service).
+    pub user_id_prefix: Option<String>,
 }
 
 impl Config {
@@ -35,6 +39,7 @@ impl Config {
             consumer_group: optional("RECURRING_CONSUMER_GROUP")
                 .unwrap_or_else(|| "recurring-task-service".into()),
             relay_interval,
+            user_id_prefix: optional("RECURRING_USER_ID_PREFIX").map(|p| p.trim().to_lowercase()),
         })
     }
 }

@@ -44,16 +44,38 @@ pub struct SeriesFollower {
     db: Database,
     relay: Arc<Notify>,
     metrics: SeriesMetrics,
+    user_id_prefix: Option<String>,
 }
 
 impl SeriesFollower {
-    pub fn new(db: Database, relay: Arc<Notify>, metrics: SeriesMetrics) -> Self {
-        Self { db, relay, metrics }
+    pub fn new(
+        db: Database,
+        relay: Arc<Notify>,
+        metrics: SeriesMetrics,
+        user_id_prefix: Option<String>,
+    ) -> Self {
+        Self {
+            db,
+            relay,
+            metrics,
+            user_id_prefix,
+        }
+    }
+
+    fn in_scope(&self, event: &AnyEvent) -> bool {
+        match (&self.user_id_prefix, event.user_id()) {
+            (None, _) => true,
+            (Some(prefix), Some(user)) => user.starts_with(prefix.as_str()),
+            (Some(_), None) => false,
+        }
     }
 }
 
 impl EventHandler for SeriesFollower {
     async fn handle(&self, received: &Received) -> Result<(), HandleError> {
+        if !self.in_scope(&received.event) {
+            return Ok(());
+        }
         let event = match SeriesEvent::from_event(&received.event) {
             Ok(None) => return Ok(()),
             Ok(Some(event)) => event,

@@ -81,7 +81,12 @@ impl Application {
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
             settings,
-            SeriesFollower::new(db.clone(), wake, series_metrics),
+            SeriesFollower::new(
+                db.clone(),
+                wake,
+                series_metrics,
+                config.user_id_prefix.clone(),
+            ),
             codec,
             metrics.clone(),
             shutdown.clone(),
