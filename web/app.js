@@ -1,1 +1,862 @@
-// the web page's script (ws-gateway issue)
+// The task page: sign-in, the task list with filters, the editor, and the live feed from the
+// ws-gateway (other tabs' changes appear, reminders pop up, reconnects resume with ?after=).
+// Plain ES module, no framework, no build step, nothing fetched from elsewhere.
+
+const TOKEN_KEY = 'todo.token';
+const PAGE_SIZE = 100;
+const PING_EVERY_MS = 25_000;
+const PONG_WITHIN_MS = 10_000;
+const MAX_RETRY_MS = 30_000;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  me: null,
+  config: null,
+  filters: { q: '', status: '', priority: '', tag: '' },
+  /** id -> task (REST shape) */
+  tasks: new Map(),
+  /** id -> version at which it was deleted, so late events cannot bring it back */
+  deleted: new Map(),
+  /** id -> live-change number, to keep live changes that race a list reload */
+  liveStamp: new Map(),
+  liveSeq: 0,
+  nextCursor: null,
+  loadGen: 0,
+  editing: null,
+};
+
+// ---------------------------------------------------------------------------------------------
+// REST
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problemText(status, problem));
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+function problemText(status, problem) {
+  if (!problem || typeof problem !== 'object') return `Request failed (${status})`;
+  const fields = Array.isArray(problem.errors)
+    ? problem.errors.map((e) => `${e.field}: ${e.message}`).join('; ')
+    : '';
+  return [problem.detail || problem.title || `Request failed (${status})`, fields]
+    .filter(Boolean)
+    .join(' — ');
+}
+
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: 'application/json', ...extraHeaders };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { detail: 'The server cannot be reached. Check your connection.' });
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401 && state.token && !path.startsWith('/api/auth/')) {
+      signOut('Your session has ended. Please log in again.');
+    }
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time helpers
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+function formatTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : dateFormat.format(d);
+}
+
+/** RFC 3339 -> value of an <input type="datetime-local"> (local time). */
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Value of a datetime-local input (local time) -> RFC 3339 UTC, or null. */
+function fromLocalInput(value) {
+  if (!value) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+function localTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Toasts
+
+function toast({ title, body = '', kind = 'info', timeoutMs = 8000 }) {
+  const item = document.createElement('div');
+  item.className = `toast ${kind}`;
+  item.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  item.dataset.kind = kind;
+  const text = document.createElement('div');
+  text.className = 'toast-text';
+  const strong = document.createElement('strong');
+  strong.textContent = title;
+  text.append(strong);
+  if (body) {
+    const p = document.createElement('p');
+    p.textContent = body;
+    text.append(p);
+  }
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'toast-close';
+  close.setAttribute('aria-label', 'Dismiss');
+  close.textContent = '×';
+  close.addEventListener('click', () => item.remove());
+  item.append(text, close);
+  $('toasts').append(item);
+  if (timeoutMs > 0) setTimeout(() => item.remove(), timeoutMs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in
+
+function showError(id, message) {
+  const el = $(id);
+  el.textContent = message || '';
+  el.hidden = !message;
+}
+
+function selectTab(which) {
+  const login = which === 'login';
+  $('tab-login').setAttribute('aria-selected', String(login));
+  $('tab-register').setAttribute('aria-selected', String(!login));
+  $('tab-login').tabIndex = login ? 0 : -1;
+  $('tab-register').tabIndex = login ? -1 : 0;
+  $('login-form').hidden = !login;
+  $('register-form').hidden = login;
+  (login ? $('login-email') : $('register-name')).focus();
+}
+
+async function logIn(email, password) {
+  const token = await api('POST', '/api/auth/login', { email, password });
+  state.token = token.access_token;
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  await start();
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  showError('login-error', '');
+  const email = form.email.value.trim();
+  const password = form.password.value;
+  if (!email || !password) {
+    showError('login-error', 'Enter your email and password.');
+    return;
+  }
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  try {
+    await logIn(email, password);
+    form.reset();
+  } catch (e) {
+    showError('login-error', e.status === 401 ? 'Wrong email or password.' : e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function onRegister(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  showError('register-error', '');
+  const email = form.email.value.trim();
+  const password = form.password.value;
+  if (!email || password.length < 8) {
+    showError('register-error', 'Enter an email and a password of at least 8 characters.');
+    return;
+  }
+  const body = { email, password, timezone: form.timezone.value.trim() || localTimeZone() };
+  const name = form.name.value.trim();
+  if (name) body.name = name;
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  try {
+    await api('POST', '/api/auth/register', body);
+    await logIn(email, password);
+    form.reset();
+  } catch (e) {
+    showError('register-error', e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function signOut(message) {
+  live.stop();
+  state.token = null;
+  state.me = null;
+  state.tasks.clear();
+  state.deleted.clear();
+  state.liveStamp.clear();
+  state.nextCursor = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('tasks').replaceChildren();
+  if ($('editor').open) $('editor').close();
+  showSignedOut();
+  if (message) showError('login-error', message);
+}
+
+function showSignedOut() {
+  $('board').hidden = true;
+  $('session').hidden = true;
+  $('auth').hidden = false;
+  $('register-timezone').value = localTimeZone();
+  selectTab('login');
+}
+
+async function start() {
+  $('auth').hidden = true;
+  $('board').hidden = false;
+  $('session').hidden = false;
+  try {
+    const [me, config] = await Promise.all([
+      api('GET', '/api/me'),
+      state.config ? Promise.resolve(state.config) : api('GET', '/api/config'),
+    ]);
+    state.me = me;
+    state.config = config;
+    $('who').textContent = me.name || me.email;
+  } catch (e) {
+    if (state.token) toast({ title: 'Could not load your account', body: e.message, kind: 'error' });
+    return;
+  }
+  await loadTasks();
+  live.start();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The task list
+
+function matchesFilters(task) {
+  const f = state.filters;
+  if (f.status && task.status !== f.status) return false;
+  if (f.priority && task.priority !== f.priority) return false;
+  if (f.tag && !(task.tags || []).some((t) => t.toLowerCase() === f.tag.toLowerCase())) return false;
+  if (f.q) {
+    const q = f.q.toLowerCase();
+    const text = `${task.title} ${task.description || ''}`.toLowerCase();
+    if (!text.includes(q)) return false;
+  }
+  return true;
+}
+
+function compareTasks(a, b) {
+  // The API's default order: newest first.
+  const ta = a.created_at || '';
+  const tb = b.created_at || '';
+  if (ta !== tb) return ta < tb ? 1 : -1;
+  return a.id < b.id ? 1 : -1;
+}
+
+async function loadTasks({ append = false } = {}) {
+  const gen = ++state.loadGen;
+  const startedAt = state.liveSeq;
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  for (const [key, value] of Object.entries(state.filters)) {
+    if (value) params.set(key, value);
+  }
+  if (append && state.nextCursor) params.set('cursor', state.nextCursor);
+  $('tasks').setAttribute('aria-busy', 'true');
+  try {
+    const page = await api('GET', `/api/tasks?${params}`);
+    if (gen !== state.loadGen) return;
+    if (!append) {
+      // Keep what changed live while this page was on its way; drop everything else.
+      for (const [id] of state.tasks) {
+        if ((state.liveStamp.get(id) || 0) <= startedAt) state.tasks.delete(id);
+      }
+    }
+    for (const task of page.items) applyTask(task, { live: false });
+    state.nextCursor = page.next_cursor || null;
+    renderTasks();
+  } catch (e) {
+    if (state.token) toast({ title: 'Could not load tasks', body: e.message, kind: 'error' });
+  } finally {
+    if (gen === state.loadGen) $('tasks').setAttribute('aria-busy', 'false');
+  }
+}
+
+/** Last writer wins per task, by version; deleted tasks stay deleted. */
+function applyTask(task, { live = true } = {}) {
+  if (state.deleted.has(task.id)) return false;
+  const current = state.tasks.get(task.id);
+  if (current && task.version && current.version > task.version) return false;
+  state.tasks.set(task.id, task);
+  if (live) state.liveStamp.set(task.id, ++state.liveSeq);
+  return true;
+}
+
+function removeTask(id, version) {
+  state.tasks.delete(id);
+  state.deleted.set(id, version || 0);
+  state.liveStamp.set(id, ++state.liveSeq);
+}
+
+const elements = new Map();
+
+function renderTasks() {
+  const list = $('tasks');
+  const visible = [...state.tasks.values()].filter(matchesFilters).sort(compareTasks);
+  const keep = new Set(visible.map((t) => t.id));
+  for (const [id, el] of elements) {
+    if (!keep.has(id)) {
+      el.remove();
+      elements.delete(id);
+    }
+  }
+  let position = list.firstElementChild;
+  for (const task of visible) {
+    let el = elements.get(task.id);
+    if (!el) {
+      el = createTaskElement(task.id);
+      elements.set(task.id, el);
+    }
+    fillTaskElement(el, task);
+    if (el !== position) list.insertBefore(el, position);
+    else position = position.nextElementSibling;
+  }
+  $('empty').hidden = visible.length > 0;
+  $('empty').textContent = hasFilters() ? 'No tasks match these filters.' : 'No tasks here yet.';
+  $('load-more').hidden = !state.nextCursor;
+}
+
+function hasFilters() {
+  return Object.values(state.filters).some(Boolean);
+}
+
+function createTaskElement(id) {
+  const el = $('task-template').content.firstElementChild.cloneNode(true);
+  el.dataset.taskId = id;
+  el.querySelector('.task-done').addEventListener('change', (e) => toggleDone(id, e.currentTarget));
+  el.querySelector('.task-edit').addEventListener('click', () => openEditor(state.tasks.get(id)));
+  el.querySelector('.task-delete').addEventListener('click', () => deleteTask(id));
+  return el;
+}
+
+const PRIORITY_LABEL = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' };
+const CHANNEL_LABEL = { in_app: 'in the app', email: 'by email', webhook: 'by webhook' };
+
+function fillTaskElement(el, task) {
+  const done = task.status === 'completed';
+  el.classList.toggle('done', done);
+  el.dataset.status = task.status;
+  el.dataset.version = String(task.version);
+  const checkbox = el.querySelector('.task-done');
+  checkbox.checked = done;
+  checkbox.setAttribute('aria-label', `${done ? 'Reopen' : 'Complete'} “${task.title}”`);
+  el.querySelector('.task-title').textContent = task.title;
+  const badge = el.querySelector('.priority');
+  badge.textContent = PRIORITY_LABEL[task.priority] || task.priority;
+  badge.className = `badge priority ${task.priority}`;
+  const description = el.querySelector('.task-description');
+  description.textContent = task.description || '';
+  description.hidden = !task.description;
+  const meta = el.querySelector('.task-meta');
+  const parts = [];
+  if (task.due_at) {
+    const overdue = !done && new Date(task.due_at).getTime() < Date.now();
+    parts.push(chip(`${overdue ? 'Overdue' : 'Due'} ${formatTime(task.due_at)}`, overdue ? 'due overdue' : 'due'));
+  }
+  if (done && task.completed_at) parts.push(chip(`Done ${formatTime(task.completed_at)}`, 'completed'));
+  if (task.recurrence) {
+    const r = task.recurrence;
+    const rule = r.rrule ? r.rrule : `cron ${r.cron}`;
+    const after = r.mode === 'after_completion' ? ', after completion' : '';
+    parts.push(chip(`Repeats ${rule} (${r.timezone}${after})`, 'recurrence'));
+  }
+  const reminders = task.reminders || [];
+  if (reminders.length) {
+    const words = reminders.map((r) =>
+      r.before_due != null ? `${r.before_due} min before ${CHANNEL_LABEL[r.channel] || r.channel}` : `${formatTime(r.at)} ${CHANNEL_LABEL[r.channel] || r.channel}`,
+    );
+    parts.push(chip(`Reminders: ${words.join('; ')}`, 'reminder-chip'));
+  }
+  for (const tag of task.tags || []) parts.push(chip(`#${tag}`, 'tag'));
+  meta.replaceChildren(...parts);
+  el.querySelector('.task-edit').setAttribute('aria-label', `Edit “${task.title}”`);
+  el.querySelector('.task-delete').setAttribute('aria-label', `Delete “${task.title}”`);
+}
+
+function chip(text, className) {
+  const span = document.createElement('span');
+  span.className = `chip ${className}`;
+  span.textContent = text;
+  return span;
+}
+
+async function toggleDone(id, checkbox) {
+  const task = state.tasks.get(id);
+  if (!task) return;
+  const action = task.status === 'completed' ? 'reopen' : 'complete';
+  checkbox.disabled = true;
+  try {
+    const updated = await api('POST', `/api/tasks/${encodeURIComponent(id)}/${action}`);
+    if (updated && updated.id) applyTask(updated);
+  } catch (e) {
+    toast({ title: `Could not ${action} the task`, body: e.message, kind: 'error' });
+  } finally {
+    checkbox.disabled = false;
+    renderTasks();
+  }
+}
+
+async function deleteTask(id) {
+  const task = state.tasks.get(id);
+  if (!task) return;
+  if (!window.confirm(`Delete “${task.title}”?`)) return;
+  try {
+    await api('DELETE', `/api/tasks/${encodeURIComponent(id)}`);
+    removeTask(id, task.version + 1);
+    renderTasks();
+  } catch (e) {
+    if (e.status === 404) {
+      removeTask(id, task.version);
+      renderTasks();
+    } else {
+      toast({ title: 'Could not delete the task', body: e.message, kind: 'error' });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Filters
+
+let filterTimer = null;
+
+function readFilters() {
+  const form = $('filters');
+  state.filters = {
+    q: form.q.value.trim(),
+    status: form.status.value,
+    priority: form.priority.value,
+    tag: form.tag.value.trim(),
+  };
+}
+
+function onFilterChange(event) {
+  const typing = event.type === 'input' && (event.target.name === 'q' || event.target.name === 'tag');
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => {
+    readFilters();
+    renderTasks();
+    loadTasks();
+  }, typing ? 250 : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The editor
+
+function addReminderRow(reminder) {
+  const row = $('reminder-template').content.firstElementChild.cloneNode(true);
+  const kind = row.querySelector('.reminder-kind');
+  const minutes = row.querySelector('.reminder-minutes');
+  const at = row.querySelector('.reminder-at');
+  const sync = () => {
+    minutes.hidden = kind.value !== 'before_due';
+    at.hidden = kind.value !== 'at';
+  };
+  kind.addEventListener('change', sync);
+  row.querySelector('.reminder-remove').addEventListener('click', () => row.remove());
+  if (reminder) {
+    if (reminder.at) {
+      kind.value = 'at';
+      at.value = toLocalInput(reminder.at);
+    } else {
+      minutes.value = String(reminder.before_due ?? 30);
+    }
+    row.querySelector('.reminder-channel').value = reminder.channel || 'in_app';
+  }
+  sync();
+  $('reminders').append(row);
+  return row;
+}
+
+function syncRecurrenceFields() {
+  const kind = $('rec-kind').value;
+  $('rec-rule-field').hidden = !kind;
+  $('rec-details').hidden = !kind;
+  $('rec-rule').placeholder = kind === 'cron' ? '0 9 * * MON' : 'FREQ=WEEKLY;BYDAY=MO,WE';
+}
+
+function openEditor(task) {
+  state.editing = task || null;
+  const form = $('task-form');
+  form.reset();
+  showError('task-error', '');
+  $('editor-title').textContent = task ? 'Edit task' : 'New task';
+  $('reminders').replaceChildren();
+  $('rec-timezone').value = (state.me && state.me.timezone) || localTimeZone();
+  if (task) {
+    form.title.value = task.title;
+    form.description.value = task.description || '';
+    form.priority.value = task.priority;
+    form.due_at.value = toLocalInput(task.due_at);
+    form.tags.value = (task.tags || []).join(', ');
+    const r = task.recurrence;
+    if (r) {
+      $('rec-kind').value = r.rrule ? 'rrule' : 'cron';
+      $('rec-rule').value = r.rrule || r.cron || '';
+      $('rec-timezone').value = r.timezone;
+      $('rec-mode').value = r.mode;
+      $('rec-until').value = toLocalInput(r.until);
+      $('rec-count').value = r.count ?? '';
+    }
+    for (const reminder of task.reminders || []) addReminderRow(reminder);
+  }
+  syncRecurrenceFields();
+  $('editor').showModal();
+  form.title.focus();
+}
+
+function readTaskForm() {
+  const form = $('task-form');
+  const title = form.title.value.trim();
+  if (!title) throw new Error('Give the task a title.');
+  const body = {
+    title,
+    description: form.description.value.trim() || null,
+    priority: form.priority.value,
+    due_at: fromLocalInput(form.due_at.value),
+    tags: form.tags.value
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+    recurrence: null,
+    reminders: [],
+  };
+  const kind = $('rec-kind').value;
+  if (kind) {
+    const rule = $('rec-rule').value.trim();
+    if (!rule) throw new Error(`Enter the ${kind === 'cron' ? 'cron expression' : 'RRULE'} or choose “Does not repeat”.`);
+    const recurrence = {
+      [kind]: rule,
+      timezone: $('rec-timezone').value.trim() || localTimeZone(),
+      mode: $('rec-mode').value,
+    };
+    const until = fromLocalInput($('rec-until').value);
+    if (until) recurrence.until = until;
+    const count = $('rec-count').value.trim();
+    if (count) recurrence.count = Number(count);
+    body.recurrence = recurrence;
+  }
+  for (const row of $('reminders').children) {
+    const channel = row.querySelector('.reminder-channel').value;
+    if (row.querySelector('.reminder-kind').value === 'at') {
+      const at = fromLocalInput(row.querySelector('.reminder-at').value);
+      if (!at) throw new Error('Pick a time for each “at a time” reminder.');
+      body.reminders.push({ at, channel });
+    } else {
+      const minutes = Number(row.querySelector('.reminder-minutes').value);
+      if (!Number.isInteger(minutes) || minutes < 0) throw new Error('Reminder minutes must be a whole number.');
+      if (!body.due_at) throw new Error('A “before due” reminder needs a due date.');
+      body.reminders.push({ before_due: minutes, channel });
+    }
+  }
+  return body;
+}
+
+async function onSaveTask(event) {
+  event.preventDefault();
+  showError('task-error', '');
+  let body;
+  try {
+    body = readTaskForm();
+  } catch (e) {
+    showError('task-error', e.message);
+    return;
+  }
+  const editing = state.editing;
+  const button = $('save-task');
+  button.disabled = true;
+  try {
+    let task;
+    if (editing) {
+      task = await api('PATCH', `/api/tasks/${encodeURIComponent(editing.id)}`, body, {
+        'If-Match': `"${editing.version}"`,
+      });
+    } else {
+      if (!body.recurrence) delete body.recurrence;
+      if (!body.description) delete body.description;
+      if (!body.due_at) delete body.due_at;
+      task = await api('POST', '/api/tasks', body, { 'Idempotency-Key': crypto.randomUUID() });
+    }
+    applyTask(task);
+    renderTasks();
+    $('editor').close();
+  } catch (e) {
+    if (e.status === 412) {
+      showError('task-error', 'This task was changed elsewhere meanwhile. Its newest version is loaded; edit again.');
+      try {
+        const fresh = await api('GET', `/api/tasks/${encodeURIComponent(editing.id)}`);
+        applyTask(fresh);
+        renderTasks();
+        state.editing = fresh;
+      } catch {
+        /* the error above says enough */
+      }
+    } else {
+      showError('task-error', e.message);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The live feed
+
+const live = {
+  ws: null,
+  cursor: null,
+  attempt: 0,
+  retryTimer: null,
+  pingTimer: null,
+  lastHeard: 0,
+  running: false,
+
+  start() {
+    this.running = true;
+    this.cursor = null;
+    this.connect();
+  },
+
+  stop() {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000, 'signed out');
+    setLive('offline', 'Offline');
+  },
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    if (!this.running || !state.token || !state.config || this.ws) return;
+    const params = new URLSearchParams({ token: state.token });
+    const resuming = this.cursor !== null;
+    if (resuming) params.set('after', this.cursor);
+    setLive('connecting', resuming ? 'Reconnecting…' : 'Connecting…');
+    const base = state.config.ws_url.replace(/\/+$/, '');
+    let ws;
+    try {
+      ws = new WebSocket(`${base}/ws/tasks?${params}`);
+    } catch {
+      this.retry();
+      return;
+    }
+    this.ws = ws;
+    let opened = false;
+    ws.addEventListener('open', () => {
+      opened = true;
+      this.attempt = 0;
+      this.lastHeard = Date.now();
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this.heartbeat(ws), PING_EVERY_MS);
+    });
+    ws.addEventListener('message', (event) => {
+      if (this.ws !== ws) return;
+      this.lastHeard = Date.now();
+      onLiveMessage(event.data, resuming);
+    });
+    ws.addEventListener('close', (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      clearInterval(this.pingTimer);
+      if (event.code === 4001) {
+        signOut('Your session has expired. Please log in again.');
+        return;
+      }
+      if (!opened) {
+        // Refused before the upgrade: perhaps the token is no longer valid (the REST call
+        // then signs out), or our cursor is not accepted: start over with a fresh list.
+        this.cursor = null;
+        api('GET', '/api/me').catch(() => {});
+      }
+      if (event.code === 4008) {
+        toast({ title: 'Live updates fell behind', body: 'Reloading your tasks.', kind: 'info' });
+      }
+      this.retry(event.code === 1001 ? 0 : undefined);
+    });
+  },
+
+  heartbeat(ws) {
+    if (this.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this.lastHeard > PING_EVERY_MS + PONG_WITHIN_MS) {
+      // Nothing heard, not even our pong: the connection is dead without knowing it.
+      this.ws = null;
+      clearInterval(this.pingTimer);
+      try {
+        ws.close(4000, 'no pong');
+      } catch {
+        /* already closing */
+      }
+      this.retry();
+      return;
+    }
+    ws.send('ping');
+  },
+
+  retry(attemptOverride) {
+    if (!this.running) return;
+    if (attemptOverride !== undefined) this.attempt = attemptOverride;
+    const base = Math.min(MAX_RETRY_MS, 500 * 2 ** this.attempt);
+    const delay = Math.round(base * (0.5 + Math.random() / 2));
+    this.attempt += 1;
+    setLive('offline', `Offline — retrying in ${Math.max(1, Math.round(delay / 1000))} s`);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  },
+
+  reconnectNow() {
+    if (this.running && !this.ws) {
+      this.attempt = 0;
+      this.connect();
+    }
+  },
+};
+
+function setLive(kind, text) {
+  const el = $('live-status');
+  el.dataset.state = kind;
+  $('live-text').textContent = text;
+}
+
+function onLiveMessage(data, resuming) {
+  if (data === 'pong') return;
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch {
+    return;
+  }
+  if (message.cursor) live.cursor = message.cursor;
+  switch (message.type) {
+    case 'ready':
+      setLive('live', 'Live');
+      // A fresh connection (not a resume): what happened while we were away is only in the
+      // list, so reload it.
+      if (!resuming) loadTasks();
+      break;
+    case 'resync':
+      loadTasks();
+      break;
+    case 'task_created':
+    case 'task_updated':
+    case 'task_completed':
+      if (message.data && message.data.task && applyTask(message.data.task)) renderTasks();
+      break;
+    case 'task_deleted':
+      if (message.data) {
+        removeTask(message.data.task_id, message.data.version);
+        renderTasks();
+      }
+      break;
+    case 'reminder_triggered': {
+      const d = message.data || {};
+      const due = d.due_at ? `Due ${formatTime(d.due_at)}` : '';
+      toast({
+        title: `Reminder: ${d.task_title || 'a task'}`,
+        body: [due, d.late ? '(sent late)' : ''].filter(Boolean).join(' '),
+        kind: 'reminder',
+        timeoutMs: 20_000,
+      });
+      break;
+    }
+    case 'notification_sent': {
+      const d = message.data || {};
+      if (d.status === 'failed') {
+        toast({
+          title: `A reminder ${CHANNEL_LABEL[d.channel] || ''} could not be delivered`,
+          body: d.error || '',
+          kind: 'error',
+        });
+      }
+      break;
+    }
+    default:
+      // Newer gateways may send more kinds; ignore what we do not know.
+      break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function wire() {
+  $('tab-login').addEventListener('click', () => selectTab('login'));
+  $('tab-register').addEventListener('click', () => selectTab('register'));
+  for (const tab of [$('tab-login'), $('tab-register')]) {
+    tab.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowLeft' || e.key === 'ArrowRight') {
+        selectTab(tab.id === 'tab-login' ? 'register' : 'login');
+        (tab.id === 'tab-login' ? $('tab-register') : $('tab-login')).focus();
+      }
+    });
+  }
+  $('login-form').addEventListener('submit', onLogin);
+  $('register-form').addEventListener('submit', onRegister);
+  $('logout').addEventListener('click', () => signOut());
+  $('new-task').addEventListener('click', () => openEditor(null));
+  $('task-form').addEventListener('submit', onSaveTask);
+  $('cancel-task').addEventListener('click', () => $('editor').close());
+  $('add-reminder').addEventListener('click', () => {
+    const row = addReminderRow(null);
+    row.querySelector('select').focus();
+  });
+  $('rec-kind').addEventListener('change', syncRecurrenceFields);
+  $('filters').addEventListener('input', onFilterChange);
+  $('filters').addEventListener('change', onFilterChange);
+  $('filters').addEventListener('submit', (e) => e.preventDefault());
+  $('filters').addEventListener('reset', () => setTimeout(() => onFilterChange({ type: 'reset', target: {} }), 0));
+  $('load-more').addEventListener('click', () => loadTasks({ append: true }));
+  window.addEventListener('online', () => live.reconnectNow());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') live.reconnectNow();
+  });
+}
+
+wire();
+if (state.token) {
+  start();
+} else {
+  showSignedOut();
+}
