@@ -17,7 +17,9 @@ use support::*;
 const BOUND: Duration = Duration::from_secs(30);
 
 fn utc(text: &str) -> i64 {
-    DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_millis()
 }
 
 /// The text and HTML parts of a raw mail, decoded.
@@ -44,13 +46,23 @@ async fn an_email_reminder_arrives_once_with_text_html_title_and_local_due_time(
     bus.publish(&u).await;
     let remind_at = events::now_millis() + 3_000;
     let due = utc("2027-03-15T03:30:00Z");
-    let t = task(&u.user_id, "Renew the passport", Some(due), vec![at(remind_at, Email)]);
+    let t = task(
+        &u.user_id,
+        "Renew the passport",
+        Some(due),
+        vec![at(remind_at, Email)],
+    );
     bus.publish(&t).await;
 
     let rid = reminder_id(&t, remind_at, Email);
     let nid = notification_id(&rid, Email);
     let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
-    assert_eq!(sent[0].status, DeliveryStatus::Delivered, "{:?}", sent[0].error);
+    assert_eq!(
+        sent[0].status,
+        DeliveryStatus::Delivered,
+        "{:?}",
+        sent[0].error
+    );
     assert_eq!(sent[0].attempts, 1);
 
     let http = reqwest::Client::new();
@@ -63,7 +75,11 @@ async fn an_email_reminder_arrives_once_with_text_html_title_and_local_due_time(
     let mail = &mails[0];
     assert_eq!(mail.subject, "Reminder: Renew the passport");
     let (texts, htmls) = parts(&mail.raw);
-    assert_eq!((texts.len(), htmls.len()), (1, 1), "a text and an HTML part");
+    assert_eq!(
+        (texts.len(), htmls.len()),
+        (1, 1),
+        "a text and an HTML part"
+    );
     assert!(mail.raw.contains("multipart/alternative"));
     for body in [&texts[0], &htmls[0]] {
         assert!(body.contains("Renew the passport"), "{body}");
@@ -91,9 +107,21 @@ async fn local_due_times_follow_each_users_zone_across_dst() {
     let remind_at = events::now_millis() + 3_000;
     // New York moves to summer time on 14 March 2027; Kolkata has none.
     let cases = [
-        (&kolkata, utc("2027-03-15T03:30:00Z"), "Monday, 15 March 2027, 09:00 IST"),
-        (&new_york, utc("2027-03-13T14:00:00Z"), "Saturday, 13 March 2027, 09:00 EST"),
-        (&new_york, utc("2027-03-15T13:00:00Z"), "Monday, 15 March 2027, 09:00 EDT"),
+        (
+            &kolkata,
+            utc("2027-03-15T03:30:00Z"),
+            "Monday, 15 March 2027, 09:00 IST",
+        ),
+        (
+            &new_york,
+            utc("2027-03-13T14:00:00Z"),
+            "Saturday, 13 March 2027, 09:00 EST",
+        ),
+        (
+            &new_york,
+            utc("2027-03-15T13:00:00Z"),
+            "Monday, 15 March 2027, 09:00 EDT",
+        ),
     ];
     let mut expected = Vec::new();
     for (i, (u, due, local)) in cases.iter().enumerate() {
@@ -169,7 +197,10 @@ async fn replaying_reminder_triggered_and_every_topic_sends_no_second_email() {
         (testing::metric_sum(
             &m,
             "notification_events_ignored_total",
-            &["topic=\"reminder.triggered\"", "reason=\"already_recorded\""],
+            &[
+                "topic=\"reminder.triggered\"",
+                "reason=\"already_recorded\"",
+            ],
         ) >= 1.0)
             .then_some(())
     })
@@ -188,7 +219,10 @@ async fn replaying_reminder_triggered_and_every_topic_sends_no_second_email() {
             testing::metric_sum(
                 &m,
                 "notification_events_ignored_total",
-                &[&format!("topic=\"{topic}\""), &format!("reason=\"{reason}\"")],
+                &[
+                    &format!("topic=\"{topic}\""),
+                    &format!("reason=\"{reason}\""),
+                ],
             )
         };
         (ignored("task.created", "stale_version") >= 1.0
@@ -197,9 +231,21 @@ async fn replaying_reminder_triggered_and_every_topic_sends_no_second_email() {
             .then_some(())
     })
     .await;
-    assert_eq!(mailpit::ids_to(&http, &u.email).await.len(), 1, "still one mail");
-    assert_eq!(bus.sent(&[nid]).await.len(), 1, "still one notification.sent");
-    assert_eq!(bus.triggered(&[rid]).await.len(), 2, "only the copy the test published");
+    assert_eq!(
+        mailpit::ids_to(&http, &u.email).await.len(),
+        1,
+        "still one mail"
+    );
+    assert_eq!(
+        bus.sent(&[nid]).await.len(),
+        1,
+        "still one notification.sent"
+    );
+    assert_eq!(
+        bus.triggered(&[rid]).await.len(),
+        2,
+        "only the copy the test published"
+    );
     again.stop().await;
 }
 
@@ -214,16 +260,29 @@ async fn a_webhook_arrives_once_with_a_valid_signature() {
     bus.publish(&u).await;
     let remind_at = events::now_millis() + 3_000;
     let due = remind_at + 600_000;
-    let t = task(&u.user_id, "Deploy", Some(due), vec![at(remind_at, Webhook)]);
+    let t = task(
+        &u.user_id,
+        "Deploy",
+        Some(due),
+        vec![at(remind_at, Webhook)],
+    );
     bus.publish(&t).await;
     let rid = reminder_id(&t, remind_at, Webhook);
     let nid = notification_id(&rid, Webhook);
     let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
-    assert_eq!(sent[0].status, DeliveryStatus::Delivered, "{:?}", sent[0].error);
+    assert_eq!(
+        sent[0].status,
+        DeliveryStatus::Delivered,
+        "{:?}",
+        sent[0].error
+    );
     let hooks = receiver.hooks();
     assert_eq!(hooks.len(), 1, "one POST");
     let hook = &hooks[0];
-    assert!(hook.signature_valid, "signature verifies with the user's secret");
+    assert!(
+        hook.signature_valid,
+        "signature verifies with the user's secret"
+    );
     assert!((hook.timestamp - chrono::Utc::now().timestamp()).abs() < 60);
     assert_eq!(hook.notification_id.as_deref(), Some(nid.as_str()));
     assert_eq!(hook.body["task"]["title"], "Deploy");
@@ -280,14 +339,22 @@ async fn a_webhook_failing_past_the_last_attempt_is_reported_failed() {
     u.webhook_url = Some(receiver.url.clone());
     bus.publish(&u).await;
     let remind_at = events::now_millis() + 2_000;
-    let t = task(&u.user_id, "Never answered", None, vec![at(remind_at, Webhook)]);
+    let t = task(
+        &u.user_id,
+        "Never answered",
+        None,
+        vec![at(remind_at, Webhook)],
+    );
     bus.publish(&t).await;
     let nid = notification_id(&reminder_id(&t, remind_at, Webhook), Webhook);
     let sent = bus.wait_sent(&[nid], 1, BOUND).await;
     assert_eq!(sent[0].status, DeliveryStatus::Failed);
     assert_eq!(sent[0].attempts, 4);
     let error = sent[0].error.clone().unwrap_or_default();
-    assert!(error.contains("503") && error.contains("gave up after 4 attempts"), "{error}");
+    assert!(
+        error.contains("503") && error.contains("gave up after 4 attempts"),
+        "{error}"
+    );
     assert_eq!(receiver.hooks().len(), 4);
     let items = app.notifications(&u.user_id).await;
     assert_eq!(items[0]["status"], "failed");
@@ -309,7 +376,9 @@ async fn a_reminder_on_a_channel_the_user_switched_off_is_reported_failed() {
     let rid = reminder_id(&t, remind_at, InApp);
     // Still fired (the gateway may show it), but not delivered.
     bus.wait_triggered(&[rid.clone()], 1, BOUND).await;
-    let sent = bus.wait_sent(&[notification_id(&rid, InApp)], 1, BOUND).await;
+    let sent = bus
+        .wait_sent(&[notification_id(&rid, InApp)], 1, BOUND)
+        .await;
     assert_eq!(sent[0].status, DeliveryStatus::Failed);
     assert_eq!(sent[0].error.as_deref(), Some("channel disabled by user"));
     assert_eq!(sent[0].attempts, 1);
@@ -413,6 +482,12 @@ async fn a_mail_the_server_refuses_for_good_fails_at_once() {
     let sent = bus.wait_sent(&[nid], 1, BOUND).await;
     assert_eq!(sent[0].status, DeliveryStatus::Failed);
     assert_eq!(sent[0].attempts, 1, "a permanent refusal is not retried");
-    assert!(sent[0].error.as_deref().unwrap_or("").contains("mailbox unavailable"));
+    assert!(
+        sent[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("mailbox unavailable")
+    );
     app.stop().await;
 }
