@@ -56,7 +56,7 @@ async fn an_email_reminder_arrives_once_with_text_html_title_and_local_due_time(
 
     let rid = reminder_id(&t, remind_at, Email);
     let nid = notification_id(&rid, Email);
-    let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
+    let sent = bus.wait_sent(&[&nid], 1, BOUND).await;
     assert_eq!(
         sent[0].status,
         DeliveryStatus::Delivered,
@@ -182,7 +182,7 @@ async fn replaying_reminder_triggered_and_every_topic_sends_no_second_email() {
     bus.publish(&t).await;
     let rid = reminder_id(&t, remind_at, Email);
     let nid = notification_id(&rid, Email);
-    bus.wait_sent(&[nid.clone()], 1, BOUND).await;
+    bus.wait_sent(&[&nid], 1, BOUND).await;
     let http = reqwest::Client::new();
     testing::wait_for("the mail", BOUND, || async {
         (mailpit::ids_to(&http, &u.email).await.len() == 1).then_some(())
@@ -190,7 +190,7 @@ async fn replaying_reminder_triggered_and_every_topic_sends_no_second_email() {
     .await;
 
     // The same reminder.triggered once more, as a producer retry or a replay would bring it.
-    let fired = bus.triggered(&[rid.clone()]).await;
+    let fired = bus.triggered(&[&rid]).await;
     bus.publish(&fired[0]).await;
     testing::wait_for("the replayed event consumed", BOUND, || async {
         let m = app.metrics().await;
@@ -269,7 +269,7 @@ async fn a_webhook_arrives_once_with_a_valid_signature() {
     bus.publish(&t).await;
     let rid = reminder_id(&t, remind_at, Webhook);
     let nid = notification_id(&rid, Webhook);
-    let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
+    let sent = bus.wait_sent(&[&nid], 1, BOUND).await;
     assert_eq!(
         sent[0].status,
         DeliveryStatus::Delivered,
@@ -375,7 +375,7 @@ async fn a_reminder_on_a_channel_the_user_switched_off_is_reported_failed() {
     bus.publish(&t).await;
     let rid = reminder_id(&t, remind_at, InApp);
     // Still fired (the gateway may show it), but not delivered.
-    bus.wait_triggered(&[rid.clone()], 1, BOUND).await;
+    bus.wait_triggered(&[&rid], 1, BOUND).await;
     let sent = bus
         .wait_sent(&[notification_id(&rid, InApp)], 1, BOUND)
         .await;
@@ -449,7 +449,7 @@ async fn smtp_down_for_good_reports_failed_loses_nothing_and_others_go_on() {
     let email = notification_id(&reminder_id(&t, remind_at, Email), Email);
     let in_app = notification_id(&reminder_id(&t, remind_at, InApp), InApp);
     // The in-app reminder is not held up by the failing mail.
-    let first = bus.wait_sent(&[in_app.clone()], 1, BOUND).await;
+    let first = bus.wait_sent(&[&in_app], 1, BOUND).await;
     assert_eq!(first[0].status, DeliveryStatus::Delivered);
     let sent = bus.wait_sent(&[email], 1, BOUND).await;
     assert_eq!(sent[0].status, DeliveryStatus::Failed);

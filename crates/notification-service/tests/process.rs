@@ -71,11 +71,11 @@ async fn killed_before_a_reminder_and_started_after_it_delivers_once_marked_late
     let env = process_env(&db_url, &group, &public_key, port);
     let mut second = start_process(&env, port).await;
 
-    let fired = bus.wait_triggered(&[rid.clone()], 1, BOUND).await;
+    let fired = bus.wait_triggered(&[&rid], 1, BOUND).await;
     assert!(fired[0].late, "marked late");
     assert!(fired[0].fired_at >= start_at);
     let nid = notification_id(&rid, Email);
-    let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
+    let sent = bus.wait_sent(&[&nid], 1, BOUND).await;
     assert_eq!(
         sent[0].status,
         DeliveryStatus::Delivered,

@@ -32,7 +32,7 @@ async fn a_reminder_fires_on_time_once(backend: Backend) {
     app.wait_reminders(&t.task_id, "scheduled", 1).await;
 
     let rid = reminder_id(&t, remind_at, InApp);
-    let fired = bus.wait_triggered(&[rid.clone()], 1, BOUND).await;
+    let fired = bus.wait_triggered(&[&rid], 1, BOUND).await;
     let e = &fired[0];
     let delay = e.fired_at - e.remind_at;
     println!("firing delay ({backend:?}): {delay} ms");
@@ -51,14 +51,14 @@ async fn a_reminder_fires_on_time_once(backend: Backend) {
 
     // In-app: nothing to send, reported delivered.
     let nid = notification_id(&rid, InApp);
-    let sent = bus.wait_sent(&[nid.clone()], 1, BOUND).await;
+    let sent = bus.wait_sent(&[&nid], 1, BOUND).await;
     assert_eq!(sent[0].status, DeliveryStatus::Delivered);
     assert_eq!(sent[0].attempts, 1);
     assert_eq!(sent[0].channel, InApp);
     assert_eq!(sent[0].reminder_id.as_deref(), Some(rid.as_str()));
 
     // Once: by the time its delivery was reported, one reminder.triggered and one row.
-    assert_eq!(bus.triggered(&[rid.clone()]).await.len(), 1);
+    assert_eq!(bus.triggered(&[&rid]).await.len(), 1);
     assert_eq!(bus.sent(&[nid]).await.len(), 1);
     assert_eq!(app.outbox_rows(&e.event_id).await.len(), 1);
     let m = app.metrics().await;
@@ -100,7 +100,7 @@ async fn moving_the_due_date_moves_the_reminder() {
         .await;
     let new_at = new_due - 60_000;
     let new_id = reminder_id(&t, new_at, InApp);
-    let fired = bus.wait_triggered(&[new_id.clone()], 1, BOUND).await;
+    let fired = bus.wait_triggered(&[&new_id], 1, BOUND).await;
     assert_eq!(fired[0].remind_at, new_at);
     assert_eq!(fired[0].due_date, Some(new_due));
     assert_eq!(fired[0].task_version, 2);
@@ -113,11 +113,7 @@ async fn moving_the_due_date_moves_the_reminder() {
         states,
         vec![("fired", new_at), ("cancelled", first_due - 60_000)]
     );
-    assert!(
-        bus.triggered(&[old[0].reminder_id.clone()])
-            .await
-            .is_empty()
-    );
+    assert!(bus.triggered(&[&old[0].reminder_id]).await.is_empty());
     app.stop().await;
 }
 
@@ -178,7 +174,7 @@ async fn an_older_task_version_arriving_late_changes_nothing() {
     bus.publish(&completed(&v1, 2)).await;
 
     let v3_id = reminder_id(&v1, v3_at, InApp);
-    bus.wait_triggered(&[v3_id.clone()], 1, BOUND).await;
+    bus.wait_triggered(&[&v3_id], 1, BOUND).await;
     testing::wait_for("the stale events consumed", BOUND, || async {
         let m = app.metrics().await;
         (testing::metric_sum(

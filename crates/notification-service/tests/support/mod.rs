@@ -105,8 +105,11 @@ impl Bus {
     }
 
     /// reminder.triggered events published since the test began for these reminders.
-    pub async fn triggered(&self, reminder_ids: &[String]) -> Vec<events::ReminderTriggeredEvent> {
-        let keys: HashSet<String> = reminder_ids.iter().cloned().collect();
+    pub async fn triggered<S: AsRef<str>>(
+        &self,
+        reminder_ids: &[S],
+    ) -> Vec<events::ReminderTriggeredEvent> {
+        let keys: HashSet<String> = reminder_ids.iter().map(|s| s.as_ref().to_owned()).collect();
         topics::keyed(
             &self.codec,
             Topic::ReminderTriggered,
@@ -123,8 +126,14 @@ impl Bus {
     }
 
     /// notification.sent events published since the test began for these notifications.
-    pub async fn sent(&self, notification_ids: &[String]) -> Vec<events::NotificationSentEvent> {
-        let keys: HashSet<String> = notification_ids.iter().cloned().collect();
+    pub async fn sent<S: AsRef<str>>(
+        &self,
+        notification_ids: &[S],
+    ) -> Vec<events::NotificationSentEvent> {
+        let keys: HashSet<String> = notification_ids
+            .iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect();
         topics::keyed(&self.codec, Topic::NotificationSent, &self.sent_from, &keys)
             .await
             .into_iter()
@@ -136,9 +145,9 @@ impl Bus {
     }
 
     /// Wait until `n` reminder.triggered events exist for these reminders (bounded).
-    pub async fn wait_triggered(
+    pub async fn wait_triggered<S: AsRef<str>>(
         &self,
-        reminder_ids: &[String],
+        reminder_ids: &[S],
         n: usize,
         bound: Duration,
     ) -> Vec<events::ReminderTriggeredEvent> {
@@ -149,9 +158,9 @@ impl Bus {
         .await
     }
 
-    pub async fn wait_sent(
+    pub async fn wait_sent<S: AsRef<str>>(
         &self,
-        notification_ids: &[String],
+        notification_ids: &[S],
         n: usize,
         bound: Duration,
     ) -> Vec<events::NotificationSentEvent> {
