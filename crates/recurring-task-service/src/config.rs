@@ -12,8 +12,7 @@ pub const PORT: u16 = 8003;
 pub struct Config {
     pub common: CommonConfig,
     pub verifier: TokenVerifier,
-    /// `RECURRING_CONSUMER_GROUP`, default `recurring-task-service` (tests give each instance
-    /// its own).
+    /// `CONSUMER_GROUP`, default `recurring-task-service` (tests give each instance its own).
     pub consumer_group: String,
     /// `RECURRING_RELAY_INTERVAL_MS`, default 1000: how often the outbox relay looks for
     /// next occurrences still to publish when nothing woke it (after a crash or a Kafka outage).
@@ -36,7 +35,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_env("recurring-task-service", PORT)?,
             verifier: TokenVerifier::from_env()?,
-            consumer_group: optional("RECURRING_CONSUMER_GROUP")
+            consumer_group: optional("CONSUMER_GROUP")
                 .unwrap_or_else(|| "recurring-task-service".into()),
             relay_interval,
             user_id_prefix: optional("RECURRING_USER_ID_PREFIX").map(|p| p.trim().to_lowercase()),

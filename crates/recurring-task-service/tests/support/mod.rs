@@ -78,6 +78,17 @@ pub async fn spawn_app_on(db_url: DatabaseUrl, group: String) -> TestApp {
 
 pub async fn spawn_app_scoped(db_url: DatabaseUrl, group: String, scope: String) -> TestApp {
     let (signer, verifier, _) = testing::token_pair();
+    spawn_app_verifying(db_url, group, scope, signer, verifier).await
+}
+
+/// The service verifying tokens with a given key (e.g. task-api's).
+pub async fn spawn_app_verifying(
+    db_url: DatabaseUrl,
+    group: String,
+    scope: String,
+    signer: TokenSigner,
+    verifier: service_kit::auth::TokenVerifier,
+) -> TestApp {
     let config = Config {
         common: CommonConfig {
             kafka_bootstrap_servers: testing::bootstrap_servers(),
@@ -584,7 +595,7 @@ impl ProcessEnv {
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_PUBLIC_KEY", &self.public_key)
-            .env("RECURRING_CONSUMER_GROUP", &self.group)
+            .env("CONSUMER_GROUP", &self.group)
             .env("RECURRING_RELAY_INTERVAL_MS", "500")
             .env("RECURRING_USER_ID_PREFIX", &self.scope)
             .env("RUST_LOG", "info")
