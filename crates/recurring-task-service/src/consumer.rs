@@ -209,8 +209,10 @@ pub fn apply(
                     },
                 )?;
             }
-            storage::delete_occurrence(conn, task_id, *version, now)?;
+            // Series row before task row, the order every path takes, so concurrent
+            // transactions on PostgreSQL never wait on each other in a cycle.
             storage::end_series(conn, &series_id, EndReason::Deleted.as_str(), now)?;
+            storage::delete_occurrence(conn, task_id, *version, now)?;
             Ok(Applied::Ended(EndReason::Deleted))
         }
     }
