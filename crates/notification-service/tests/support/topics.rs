@@ -23,6 +23,8 @@ pub struct Published {
     pub event: AnyEvent,
     pub producer: Option<String>,
     pub key: String,
+    /// The message's timestamp (producer create time), epoch ms.
+    pub timestamp: Option<i64>,
 }
 
 /// Every message of `topic` from `from` to the current end whose key is in `keys`.
@@ -57,7 +59,7 @@ pub async fn keyed(
         }
         consumer.assign(&tpl).unwrap();
         let mut done = vec![false; end.len()];
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while remaining > 0 {
             assert!(Instant::now() < deadline, "reading {topic} timed out");
             let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
@@ -75,7 +77,8 @@ pub async fn keyed(
             if keys.contains(&key) {
                 let producer =
                     events::publish::header_str(&m, events::headers::PRODUCER).map(str::to_owned);
-                found.push((key, m.payload().map(<[u8]>::to_vec), producer));
+                let timestamp = m.timestamp().to_millis();
+                found.push((key, m.payload().map(<[u8]>::to_vec), producer, timestamp));
             }
             if m.offset() + 1 >= end[p] && !done[p] {
                 done[p] = true;
@@ -87,7 +90,7 @@ pub async fn keyed(
     .await
     .unwrap();
     let mut published = Vec::with_capacity(raw.len());
-    for (key, payload, producer) in raw {
+    for (key, payload, producer, timestamp) in raw {
         let event = codec
             .decode(topic.name(), payload.as_deref())
             .await
@@ -96,6 +99,7 @@ pub async fn keyed(
             event,
             producer,
             key,
+            timestamp,
         });
     }
     published
