@@ -1,0 +1,321 @@
+// The task page in Debian's headless Chromium (driven by playwright-core), against a running
+// task-api (TASK_API_URL) and ws-gateway (GATEWAY_URL); CONTROL_URL is the harness of
+// tests/browser.rs (publishes a reminder, stops and starts the gateway). Run through run.sh.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
+
+const API = process.env.TASK_API_URL;
+const GATEWAY = process.env.GATEWAY_URL;
+const CONTROL = process.env.CONTROL_URL;
+const ARTIFACTS = process.env.ARTIFACT_DIR;
+/** How long a change may take to show in another window. */
+const BOUND = 20_000;
+const PASSWORD = 'correct horse battery';
+
+const run = Math.random().toString(36).slice(2, 8);
+const emailA = `a-${run}-${Date.now()}@example.com`;
+const emailB = `b-${run}-${Date.now()}@example.com`;
+
+let browser;
+let contextA;
+let contextB;
+let a1;
+let a2;
+let b1;
+const pageErrors = [];
+
+function watch(page, name) {
+  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+function localInput(date) {
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+const taskItem = (page, title) => page.locator('li.task', { hasText: title });
+const completedItem = (page, title) => page.locator('li.task[data-status="completed"]', { hasText: title });
+const openItem = (page, title) => page.locator('li.task[data-status="open"]', { hasText: title });
+
+async function waitLive(page) {
+  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: BOUND });
+}
+
+async function register(page, email, name) {
+  await page.goto(API);
+  await page.getByRole('tab', { name: 'Register' }).click();
+  const form = page.locator('#register-form');
+  await form.getByLabel(/^Name/).fill(name);
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel(/^Password/).fill(PASSWORD);
+  await form.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'My tasks' }).waitFor({ timeout: BOUND });
+  await waitLive(page);
+}
+
+async function logIn(page, email) {
+  await page.goto(API);
+  const form = page.locator('#login-form');
+  await form.getByLabel('Email').fill(email);
+  await form.getByLabel('Password').fill(PASSWORD);
+  await form.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'My tasks' }).waitFor({ timeout: BOUND });
+  await waitLive(page);
+}
+
+async function createTask(page, { title, priority = 'medium', tags = '', dueInMinutes, reminderMinutes, rrule }) {
+  await page.getByRole('button', { name: 'New task' }).click();
+  const editor = page.locator('#editor');
+  await editor.getByLabel('Title').fill(title);
+  await editor.getByLabel('Priority', { exact: true }).selectOption(priority);
+  if (tags) await editor.getByLabel(/^Tags/).fill(tags);
+  if (dueInMinutes !== undefined) {
+    await editor.getByLabel(/^Due/).fill(localInput(new Date(Date.now() + dueInMinutes * 60_000)));
+  }
+  if (rrule) {
+    await editor.getByLabel('Rule').selectOption('rrule');
+    await editor.getByLabel('Expression').fill(rrule);
+  }
+  if (reminderMinutes !== undefined) {
+    await editor.getByRole('button', { name: 'Add reminder' }).click();
+    await editor.getByLabel('Minutes before due').fill(String(reminderMinutes));
+  }
+  await editor.getByRole('button', { name: 'Save' }).click();
+  await editor.waitFor({ state: 'hidden', timeout: BOUND });
+  await taskItem(page, title).waitFor({ timeout: BOUND });
+}
+
+/** Mark the page so that a reload (which would clear the mark) is noticed. */
+async function markNoReload(page) {
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+  });
+}
+
+async function assertNotReloaded(page) {
+  assert.equal(await page.evaluate(() => window.__notReloaded === true), true, 'the page was not reloaded');
+}
+
+async function userId(page) {
+  return page.evaluate(async () => {
+    const response = await fetch('/api/me', {
+      headers: { Authorization: `Bearer ${sessionStorage.getItem('todo.token')}` },
+    });
+    return (await response.json()).id;
+  });
+}
+
+async function control(pathname, body) {
+  const response = await fetch(`${CONTROL}${pathname}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body || {}),
+  });
+  assert.ok(response.ok, `${pathname}: ${response.status} ${await response.text()}`);
+}
+
+async function gatewayCounter(name, label) {
+  const text = await (await fetch(`${GATEWAY}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name) && !l.startsWith('#') && (!label || l.includes(label)))
+    .map((l) => Number(l.split(' ').pop()))
+    .reduce((a, b) => a + b, 0);
+}
+
+async function waitUntil(what, check, bound = BOUND) {
+  const deadline = Date.now() + bound;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${bound} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  for (const [name, value] of Object.entries({ API, GATEWAY, CONTROL, ARTIFACTS })) {
+    assert.ok(value, `${name} must be set (run.sh)`);
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // playwright-core gives every launch a fresh temporary --user-data-dir of its own.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  contextA = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  contextB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  a1 = watch(await contextA.newPage(), 'a1');
+  a2 = watch(await contextA.newPage(), 'a2');
+  b1 = watch(await contextB.newPage(), 'b1');
+  a1.on('dialog', (d) => d.accept());
+  a2.on('dialog', (d) => d.accept());
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+const titles = {
+  plants: `Water the plants ${run}`,
+  milk: `Buy milk ${run}`,
+  edited: `Water the plants and the lawn ${run}`,
+  resumed: `Call the plumber ${run}`,
+};
+
+test('user A in two windows sees every change live; user B sees none of it', async () => {
+  await register(a1, emailA, 'Ada');
+  await logIn(a2, emailA);
+  await register(b1, emailB, 'Bob');
+  await markNoReload(a2);
+  await markNoReload(a1);
+
+  await createTask(a1, {
+    title: titles.plants,
+    priority: 'high',
+    tags: 'home, weekly',
+    dueInMinutes: 120,
+    reminderMinutes: 30,
+    rrule: 'FREQ=WEEKLY;BYDAY=MO,WE',
+  });
+  // The second window learns of it from the gateway, without reloading.
+  await taskItem(a2, titles.plants).waitFor({ timeout: BOUND });
+  await assertNotReloaded(a2);
+  const text = await taskItem(a2, titles.plants).innerText();
+  assert.match(text, /High/);
+  assert.match(text, /#home/);
+  assert.match(text, /Repeats FREQ=WEEKLY;BYDAY=MO,WE/);
+  assert.match(text, /30 min before in the app/);
+
+  // Completing it in the second window updates the first.
+  await taskItem(a2, titles.plants).locator('.task-done').check();
+  await completedItem(a1, titles.plants).waitFor({ timeout: BOUND });
+  await completedItem(a2, titles.plants).waitFor({ timeout: BOUND });
+
+  // Editing in the first updates the second.
+  await taskItem(a1, titles.plants).getByRole('button', { name: /^Edit/ }).click();
+  await a1.locator('#editor').getByLabel('Title').fill(titles.edited);
+  await a1.locator('#editor').getByRole('button', { name: 'Save' }).click();
+  await taskItem(a2, titles.edited).waitFor({ timeout: BOUND });
+
+  // A task created in the second window shows up in the first.
+  await createTask(a2, { title: titles.milk, priority: 'low', tags: 'shopping' });
+  await openItem(a1, titles.milk).waitFor({ timeout: BOUND });
+  await assertNotReloaded(a1);
+  await assertNotReloaded(a2);
+
+  // User B saw none of it (A's changes all reached A's windows above).
+  assert.equal(await b1.locator('li.task').count(), 0);
+  assert.equal(await b1.locator('#empty').isVisible(), true);
+  await shot(a1, 'a1-two-windows');
+  await shot(a2, 'a2-two-windows');
+  await shot(b1, 'b1-sees-nothing');
+});
+
+test('a reminder fired for the user pops up as a toast in each of its windows', async () => {
+  const id = await userId(a1);
+  const taskId = await taskItem(a1, titles.edited).getAttribute('data-task-id');
+  await control('/reminder', { user_id: id, task_id: taskId, task_title: titles.edited });
+  for (const page of [a1, a2]) {
+    await page
+      .locator('.toast.reminder', { hasText: `Reminder: ${titles.edited}` })
+      .waitFor({ timeout: BOUND });
+  }
+  await shot(a1, 'a1-reminder-toast');
+  assert.equal(await b1.locator('.toast.reminder').count(), 0, 'B gets no reminder of A');
+});
+
+test('a dropped connection resumes with ?after= and replays exactly what it missed', async () => {
+  const a3 = watch(await contextA.newPage(), 'a3');
+  const urls = [];
+  let gate = null;
+  const connections = [];
+  await a3.routeWebSocket(/\/ws\/tasks/, async (ws) => {
+    urls.push(ws.url());
+    if (gate) await gate.promise;
+    const server = ws.connectToServer();
+    connections.push({ ws, server });
+  });
+  await logIn(a3, emailA);
+  await taskItem(a3, titles.milk).waitFor({ timeout: BOUND });
+  await markNoReload(a3);
+  assert.doesNotMatch(urls[0], /after=/, 'the first connection starts fresh');
+
+  // The network drops; the page's reconnect is held back until a change has happened.
+  let release;
+  gate = { promise: new Promise((resolve) => (release = resolve)) };
+  const { ws, server } = connections[0];
+  await ws.close({ code: 4000, reason: 'network gone' });
+  await server.close();
+  await waitUntil('the page to try again', () => urls.length >= 2);
+  assert.match(urls[1], /[?&]after=[0-9a-f]{8}\.\d+/, 'the reconnect resumes from its cursor');
+
+  const sentBefore = await gatewayCounter('ws_messages_sent_total', 'type="task_created"');
+  const replayedBefore = await gatewayCounter('ws_messages_replayed_total');
+  await createTask(a1, { title: titles.resumed, priority: 'critical' });
+  // The gateway has routed the new task (to a1 and a2) before the third window is back.
+  await waitUntil('the gateway to route the new task', async () => {
+    return (await gatewayCounter('ws_messages_sent_total', 'type="task_created"')) > sentBefore;
+  });
+  assert.equal(await taskItem(a3, titles.resumed).count(), 0);
+  release();
+
+  await taskItem(a3, titles.resumed).waitFor({ timeout: BOUND });
+  await waitLive(a3);
+  await assertNotReloaded(a3);
+  assert.ok((await gatewayCounter('ws_messages_replayed_total')) >= replayedBefore + 1, 'it came as a replay');
+  await shot(a3, 'a3-resumed');
+  await a3.close();
+});
+
+test('when the gateway restarts, the page shows it is offline, reconnects and catches up', async () => {
+  await control('/gateway/stop');
+  await a2.locator('#live-status[data-state="offline"]').waitFor({ timeout: BOUND });
+  await markNoReload(a2);
+  // A change while the gateway is away: only the list reload after reconnecting can show it.
+  await taskItem(a1, titles.milk).locator('.task-done').check();
+  await completedItem(a1, titles.milk).waitFor({ timeout: BOUND });
+  await shot(a2, 'a2-offline');
+  await control('/gateway/start');
+  await waitLive(a2);
+  await completedItem(a2, titles.milk).waitFor({ timeout: BOUND });
+  await assertNotReloaded(a2);
+
+  // And live updates flow again through the new gateway.
+  await taskItem(a2, titles.milk).locator('.task-done').uncheck();
+  await openItem(a1, titles.milk).waitFor({ timeout: BOUND * 2 });
+  await shot(a2, 'a2-after-restart');
+});
+
+test('deleting in one window removes the task from the other; filters narrow the list', async () => {
+  await taskItem(a1, titles.resumed).getByRole('button', { name: /^Delete/ }).click();
+  await taskItem(a2, titles.resumed).waitFor({ state: 'detached', timeout: BOUND });
+
+  const filters = a2.locator('#filters');
+  await filters.getByLabel('Priority').selectOption('low');
+  await taskItem(a2, titles.edited).waitFor({ state: 'detached', timeout: BOUND });
+  await taskItem(a2, titles.milk).waitFor({ timeout: BOUND });
+  await filters.getByRole('button', { name: 'Clear' }).click();
+  await filters.getByLabel('Search').fill('lawn');
+  await taskItem(a2, titles.milk).waitFor({ state: 'detached', timeout: BOUND });
+  await taskItem(a2, titles.edited).waitFor({ timeout: BOUND });
+  await shot(a2, 'a2-filtered');
+  assert.deepEqual(pageErrors, [], 'no script errors in any window');
+});
