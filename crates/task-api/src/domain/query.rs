@@ -22,23 +22,32 @@ pub const MAX_QUERY_LEN: usize = 200;
 #[into_params(parameter_in = Query)]
 pub struct RawTaskQuery {
     /// `open` or `completed`.
+    #[param(pattern = "^(open|completed)$")]
     pub status: Option<String>,
     /// `critical`, `high`, `medium` or `low`.
+    #[param(pattern = "^(critical|high|medium|low)$")]
     pub priority: Option<String>,
     /// Tasks carrying this tag.
+    #[param(min_length = 1, max_length = 50, pattern = "\\S")]
     pub tag: Option<String>,
     /// Tasks in this category (UUID).
+    #[param(value_type = Option<uuid::Uuid>)]
     pub category_id: Option<String>,
     /// Due strictly before this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub due_before: Option<String>,
     /// Due at or after this RFC 3339 time.
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     pub due_after: Option<String>,
     /// Text searched in title and description (case-insensitive).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// `created_at`, `updated_at`, `due_at` or `priority`, `-` in front for descending.
     /// Default `-created_at`. Tasks without a due date sort after all others ascending.
+    #[param(pattern = "^-?(created_at|updated_at|due_at|priority)$")]
     pub sort: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -193,12 +202,12 @@ impl TryFrom<RawTaskQuery> for TaskQuery {
         let due_before = raw
             .due_before
             .as_deref()
-            .map(|t| time::parse(t).map_err(|m| bad("due_before", m)))
+            .map(|t| time::parse_any(t).map_err(|m| bad("due_before", m)))
             .transpose()?;
         let due_after = raw
             .due_after
             .as_deref()
-            .map(|t| time::parse(t).map_err(|m| bad("due_after", m)))
+            .map(|t| time::parse_any(t).map_err(|m| bad("due_after", m)))
             .transpose()?;
         if let (Some(b), Some(a)) = (due_before, due_after)
             && a >= b

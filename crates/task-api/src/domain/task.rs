@@ -473,7 +473,9 @@ impl Task {
     pub fn new(user_id: &str, fields: TaskFields, now: i64) -> Self {
         let recurring = fields.recurrence.is_some();
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered ids: tasks created in the same millisecond still list in creation
+            // order (ids break ties of the sort keys).
+            id: uuid::Uuid::now_v7().to_string(),
             user_id: user_id.to_owned(),
             fields,
             status: TaskStatus::Open,

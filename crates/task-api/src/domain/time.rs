@@ -19,6 +19,13 @@ pub fn parse(value: &str) -> Result<i64, String> {
     }
 }
 
+/// Parse any RFC 3339 time into epoch ms (for filters, which store nothing).
+pub fn parse_any(value: &str) -> Result<i64, String> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| "must be an RFC 3339 time, e.g. 2026-11-25T09:00:00Z".to_owned())
+}
+
 /// RFC 3339 (UTC, milliseconds) of an epoch-ms time.
 pub fn format(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)

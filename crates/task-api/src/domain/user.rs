@@ -21,7 +21,11 @@ pub struct RegisterRequest {
     #[schema(example = "ada@example.com")]
     pub email: String,
     /// 8 to 128 characters.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 128
+    )]
     pub password: String,
     #[schema(example = "Ada")]
     pub name: Option<String>,

@@ -14,7 +14,7 @@ use crate::storage::categories;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryRequest {
-    #[schema(example = "Home")]
+    #[schema(example = "Home", min_length = 1, max_length = 50, pattern = "\\S")]
     pub name: String,
 }
 

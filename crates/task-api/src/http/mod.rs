@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use service_kit::auth::TokenSigner;
 use service_kit::db::{Database, DbError};
 use service_kit::http::Problem;
@@ -49,63 +49,63 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/auth/register")
             .route(web::post().to(auth::register))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/auth/login")
             .route(web::post().to(auth::login))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/me")
             .route(web::get().to(me::get_me))
             .route(web::patch().to(me::update_me))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, PATCH")),
     )
     .service(
         web::resource("/api/me/webhook-secret")
             .route(web::get().to(me::webhook_secret))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/tasks")
             .route(web::get().to(tasks::list_tasks))
             .route(web::post().to(tasks::create_task))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/api/tasks/{id}")
             .route(web::get().to(tasks::get_task))
             .route(web::patch().to(tasks::update_task))
             .route(web::delete().to(tasks::delete_task))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, PATCH, DELETE")),
     )
     .service(
         web::resource("/api/tasks/{id}/complete")
             .route(web::post().to(tasks::complete_task))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/tasks/{id}/reopen")
             .route(web::post().to(tasks::reopen_task))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/categories")
             .route(web::get().to(categories::list_categories))
             .route(web::post().to(categories::create_category))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET, POST")),
     )
     .service(
         web::resource("/api/categories/{id}")
             .route(web::patch().to(categories::rename_category))
             .route(web::delete().to(categories::delete_category))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("PATCH, DELETE")),
     )
     .service(
         web::resource("/api/config")
             .route(web::get().to(web_page::client_config))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(not_allowed("GET")),
     )
     .route("/openapi.json", web::get().to(openapi::document))
     .route("/", web::get().to(web_page::index))
@@ -113,19 +113,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/app.css", web::get().to(web_page::stylesheet));
 }
 
-async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
-    use actix_web::ResponseError;
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-    )
-    .detail(format!(
-        "{} is not supported on {}",
-        req.method(),
-        req.path()
-    ))
-    .error_response()
+/// 405 with the `Allow` header RFC 9110 requires, as a problem document.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move |req: actix_web::HttpRequest| async move {
+        use actix_web::ResponseError;
+        let mut response = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
+        .detail(format!(
+            "{} is not supported on {}; use {allow}",
+            req.method(),
+            req.path()
+        ))
+        .error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    })
 }
 
 /// A storage failure as the client sees it: 503 when the database is away, else 500 (logged).
@@ -180,7 +188,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
         .to_str()
         .map_err(|_| Problem::bad_request("If-Match must be ASCII"))?
         .trim();
-    if text == "*" {
+    if text == "*" || text.is_empty() {
         return Ok(None);
     }
     let tag = text.strip_prefix("W/").unwrap_or(text);

@@ -61,7 +61,7 @@ async fn default_timezone(state: &State, user_id: &str, needed: bool) -> Result<
     tag = "tasks",
     security(("bearer" = [])),
     request_body = CreateTaskRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first response is replayed")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Makes retries safe: the first response is replayed")),
     responses(
         (status = 201, description = "Created (or the replayed first response)", body = TaskView,
             headers(("ETag" = String, description = "The version, quoted"))),
@@ -214,7 +214,7 @@ pub async fn get_task(
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Task id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "Version the update applies to"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#, description = "Version the update applies to"),
     ),
     request_body = UpdateTaskRequest,
     responses(
@@ -277,7 +277,7 @@ fn action(req: &HttpRequest, auth: &Authenticated, id: &str) -> Result<TaskActio
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Task id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "Version the change applies to"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#, description = "Version the change applies to"),
     ),
     responses(
         (status = 200, description = "The completed task", body = TaskView),
@@ -310,7 +310,7 @@ pub async fn complete_task(
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Task id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "Version the change applies to"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#, description = "Version the change applies to"),
     ),
     responses(
         (status = 200, description = "The reopened task", body = TaskView),
@@ -343,7 +343,7 @@ pub async fn reopen_task(
     security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Task id (UUID)"),
-        ("If-Match" = Option<String>, Header, description = "Version the deletion applies to"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|(W/)?"?[0-9]{1,18}"?)$"#, description = "Version the deletion applies to"),
     ),
     responses(
         (status = 204, description = "Deleted"),
