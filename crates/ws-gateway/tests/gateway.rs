@@ -478,3 +478,18 @@ async fn delivery_latency_and_sent_messages_are_measured() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_is_closed_when_its_token_expires() {
+    let gw = spawn_gateway().await;
+    let user = new_user();
+    let now = chrono::Utc::now().timestamp();
+    let token = gw.signer.issue_at(&user, now, now + 2).unwrap();
+    let mut ws = open(&gw.ws_base, &format!("token={token}"), None)
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let (code, reason) = close_code(&mut ws).await;
+    assert_eq!(code, 4001, "{reason}");
+    gw.stop().await;
+}

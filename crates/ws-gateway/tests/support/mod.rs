@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod services;
+
 use std::sync::Arc;
 use std::time::Duration;
 
