@@ -17,7 +17,7 @@ pub const SERVICE: &str = "notification-service";
 pub struct Config {
     pub common: CommonConfig,
     pub verifier: TokenVerifier,
-    /// `NOTIFICATION_CONSUMER_GROUP`, default `notification-service` (tests give each app its own).
+    /// `CONSUMER_GROUP`, default `notification-service` (tests give each app its own).
     pub consumer_group: String,
     pub smtp: SmtpSettings,
     pub webhook: WebhookSettings,
@@ -236,7 +236,7 @@ impl Config {
         Ok(Self {
             common,
             verifier,
-            consumer_group: optional("NOTIFICATION_CONSUMER_GROUP")
+            consumer_group: optional("CONSUMER_GROUP")
                 .unwrap_or_else(|| SERVICE.to_owned()),
             smtp,
             webhook,

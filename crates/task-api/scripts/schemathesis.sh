@@ -26,7 +26,7 @@ SCHEMA_REGISTRY_URL=${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7
 DATABASE_URL="sqlite://$WORK/st.db" BIND_ADDR="127.0.0.1:$PORT" \
 JWT_PRIVATE_KEY="$WORK/private.pem" JWT_PUBLIC_KEY="$WORK/public.pem" \
 WEBHOOK_SIGNING_KEY=schemathesis-signing-key-of-32-chars!! \
-TASK_API_CONSUMER_GROUP="task-api-schemathesis-$$" \
+CONSUMER_GROUP="task-api-schemathesis-$$" \
 LOGIN_MAX_ATTEMPTS_PER_IP=100000 LOGIN_MAX_ATTEMPTS_PER_EMAIL=100000 \
     "$BIN" > "$WORK/server.log" 2>&1 &
 PID=$!

@@ -20,7 +20,7 @@ pub struct Config {
     pub webhook_key: WebhookKey,
     /// `WS_PUBLIC_URL`: where browsers reach the ws-gateway (served by `GET /api/config`).
     pub ws_public_url: String,
-    /// `TASK_API_CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
+    /// `CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
     pub consumer_group: String,
     pub login_limits: LoginLimits,
     pub outbox: OutboxSettings,
@@ -128,7 +128,7 @@ impl Config {
             verifier,
             webhook_key: WebhookKey::from_env()?,
             ws_public_url,
-            consumer_group: optional("TASK_API_CONSUMER_GROUP")
+            consumer_group: optional("CONSUMER_GROUP")
                 .unwrap_or_else(|| "task-api".to_owned()),
             login_limits,
             outbox,

@@ -37,7 +37,7 @@ fn base_command(db_url: &DatabaseUrl, port: u16, keys: &(String, String)) -> Com
         .env("JWT_PUBLIC_KEY", &keys.1)
         .env("WEBHOOK_SIGNING_KEY", "k".repeat(32))
         .env(
-            "TASK_API_CONSUMER_GROUP",
+            "CONSUMER_GROUP",
             testing::unique_group("task-api-proc"),
         )
         .env("RUST_LOG", "info");

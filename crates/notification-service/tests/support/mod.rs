@@ -536,7 +536,7 @@ pub fn process_env(
         ("DATABASE_URL", database_url),
         ("BIND_ADDR", format!("127.0.0.1:{port}")),
         ("JWT_PUBLIC_KEY", public_key.to_owned()),
-        ("NOTIFICATION_CONSUMER_GROUP", group.to_owned()),
+        ("CONSUMER_GROUP", group.to_owned()),
         ("SMTP_URL", mailpit::smtp_url()),
         ("WEBHOOK_SIGNING_KEY", WEBHOOK_KEY.to_owned()),
         ("REMINDER_LATE_AFTER_MS", "2000".to_owned()),
