@@ -14,7 +14,7 @@
 //! | `WS_MAX_CONNECTIONS_PER_USER` | 32 | further upgrades of that user get 429 |
 //! | `WS_REPLAY_PER_USER` | 500 | newest messages kept per user for resume |
 //! | `WS_REPLAY_MAX_AGE_MS` | 600000 | messages older than this are not replayed (resync instead) |
-//! | `WS_REPLAY_TOTAL` | 200000 | messages kept for all users together |
+//! | `WS_REPLAY_TOTAL` | 100000 | messages kept for all users together (about 1 KiB each) |
 //!
 //! `DATABASE_URL` is not read: the gateway keeps no state beyond its memory.
 
@@ -80,7 +80,7 @@ impl Default for ReplayLimits {
         Self {
             per_user: 500,
             max_age: Duration::from_secs(600),
-            total: 200_000,
+            total: 100_000,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | 1000 | echo of the client's own close |
 //! | 1001 going away | the gateway is shutting down; reconnect (with `after`) |
 //! | 1002 | the client broke the protocol |
+//! | 1009 | the client sent a frame over 4 KiB (it only ever needs to send `ping`) |
 //! | 4001 | the token expired; log in again |
 //! | 4002 | the client answered nothing (no pong, no message) for `WS_CLIENT_TIMEOUT_MS` |
 //! | 4008 | the client did not keep up: its send queue (`WS_SEND_QUEUE`) overflowed |
@@ -16,7 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
 use futures::FutureExt;
 use futures::future::Fuse;
@@ -51,6 +52,7 @@ enum End {
     ClientClosed(Option<CloseReason>),
     ClientGone,
     Protocol,
+    TooBig,
     GoingAway,
     SlowConsumer,
     PingTimeout,
@@ -63,6 +65,7 @@ impl End {
             End::ClientClosed(_) => "client_closed",
             End::ClientGone => "client_gone",
             End::Protocol => "protocol_error",
+            End::TooBig => "frame_too_big",
             End::GoingAway => "going_away",
             End::SlowConsumer => "slow_consumer",
             End::PingTimeout => "ping_timeout",
@@ -78,6 +81,7 @@ impl End {
                 return Some(reason.unwrap_or_else(|| CloseCode::Normal.into()));
             }
             End::Protocol => (CloseCode::Protocol, "protocol error"),
+            End::TooBig => (CloseCode::Size, "frames are limited to 4 KiB"),
             End::GoingAway => (CloseCode::Away, "server shutting down; reconnect"),
             End::SlowConsumer => (
                 CloseCode::Other(SLOW_CONSUMER),
@@ -259,6 +263,7 @@ async fn live(
             incoming = stream.recv() => {
                 let message = match incoming {
                     None => return Err(End::ClientGone),
+                    Some(Err(ProtocolError::Overflow)) => return Err(End::TooBig),
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "protocol error");
                         return Err(End::Protocol);

@@ -12,7 +12,7 @@
 //! that window.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events::Topic;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -48,18 +48,26 @@ pub fn instance_group(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Commit `group`'s offsets at the current end of every partition of `topics`. Blocking.
+/// How long positioning may take in all: with Kafka away the gateway starts anyway.
+const POSITIONING_BOUND: Duration = Duration::from_secs(10);
+
+/// Commit `group`'s offsets at the current end of every partition of `topics`. Blocking, at
+/// most about [`POSITIONING_BOUND`].
 pub fn start_at_end(bootstrap: &str, group: &str, topics: &[Topic]) -> anyhow::Result<()> {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()?;
+    let deadline = Instant::now() + POSITIONING_BOUND;
     let mut positions = rdkafka::TopicPartitionList::new();
     for topic in topics {
         for partition in 0..topic.spec().partitions {
-            let (_, high) =
-                consumer.fetch_watermarks(topic.name(), partition, Duration::from_secs(10))?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                anyhow::bail!("the brokers did not answer within {POSITIONING_BOUND:?}");
+            }
+            let (_, high) = consumer.fetch_watermarks(topic.name(), partition, left)?;
             positions.add_partition_offset(
                 topic.name(),
                 partition,

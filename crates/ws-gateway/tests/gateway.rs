@@ -493,3 +493,13 @@ async fn a_connection_is_closed_when_its_token_expires() {
     assert_eq!(code, 4001, "{reason}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversized_client_frame_closes_with_1009() {
+    let gw = spawn_gateway().await;
+    let (mut ws, _) = gw.connect(&new_user()).await;
+    send_text(&mut ws, &"x".repeat(10_000)).await;
+    assert_eq!(close_code(&mut ws).await.0, 1009);
+    gw.wait_for_stats(0, 0).await;
+    gw.stop().await;
+}

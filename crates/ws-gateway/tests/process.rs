@@ -125,3 +125,24 @@ async fn a_missing_or_bad_setting_stops_the_binary_with_one_line_naming_it() {
         assert!(lines[0].contains(name), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn without_kafka_the_gateway_still_starts_and_says_it_is_not_ready() {
+    let (_, _, public_key) = testing::token_pair();
+    let port = free_port();
+    let mut child = command(&public_key, port)
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    testing::wait_for("ws-gateway /healthz", Duration::from_secs(30), || async {
+        let r = http.get(format!("{address}/healthz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let ready = http.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
