@@ -39,6 +39,13 @@ enum Command {
     /// Print brokers, topics with their configs, and subjects; fails when something differs
     /// from the catalogue.
     Status,
+    /// Give each service's consumer group a starting position at the current end of its topics,
+    /// unless the group already has committed offsets: a fresh local environment then starts
+    /// from now instead of replaying whatever earlier test runs left on the shared topics.
+    StartGroupsAtEnd {
+        /// Services (default: all five), by name.
+        services: Vec<String>,
+    },
     /// Print the catalogue as tab-separated values (name, partitions, retention.ms, key field,
     /// value type), for scripts and manifests.
     Catalogue {
@@ -59,6 +66,9 @@ async fn main() -> Result<()> {
         Command::Topics => topics(&cli.bootstrap_servers).await,
         Command::Schemas => schemas(&cli.schema_registry_url).await,
         Command::Status => status(&cli.bootstrap_servers, &cli.schema_registry_url).await,
+        Command::StartGroupsAtEnd { services } => {
+            start_groups_at_end(&cli.bootstrap_servers, &services)
+        }
         Command::Catalogue { dead_letters } => {
             catalogue(dead_letters);
             Ok(())
@@ -141,6 +151,61 @@ async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
             "cluster differs from the catalogue:\n  {}",
             problems.join("\n  ")
         );
+    }
+    Ok(())
+}
+
+fn start_groups_at_end(bootstrap: &str, names: &[String]) -> Result<()> {
+    use events::Service;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use std::time::Duration;
+    let services: Vec<Service> = if names.is_empty() {
+        Service::ALL.to_vec()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                Service::ALL
+                    .into_iter()
+                    .find(|s| s.name() == n)
+                    .with_context(|| format!("unknown service {n}"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let timeout = Duration::from_secs(10);
+    for service in services {
+        // The gateway's instances each use a group of their own, positioned at the end already.
+        if service == Service::WsGateway {
+            continue;
+        }
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", service.name())
+            .create()?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for topic in service.consumes() {
+            for p in 0..topic.spec().partitions {
+                tpl.add_partition(topic.name(), p);
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        if committed
+            .elements()
+            .iter()
+            .any(|e| e.offset().to_raw().is_some_and(|o| o >= 0))
+        {
+            println!("{}: has committed offsets, left alone", service.name());
+            continue;
+        }
+        let mut at_end = rdkafka::TopicPartitionList::new();
+        for topic in service.consumes() {
+            for p in 0..topic.spec().partitions {
+                let (_, high) = consumer.fetch_watermarks(topic.name(), p, timeout)?;
+                at_end.add_partition_offset(topic.name(), p, rdkafka::Offset::Offset(high))?;
+            }
+        }
+        consumer.commit(&at_end, CommitMode::Sync)?;
+        println!("{}: starts at the end of its topics", service.name());
     }
     Ok(())
 }
