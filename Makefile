@@ -42,3 +42,37 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck scripts/*.sh .ci/run
+
+# ---- deployment (deploy/README.md) --------------------------------------------------------
+IMAGE_PREFIX ?= todo-platform
+IMAGE_TAG ?= dev
+SERVICES := task-api ws-gateway notification-service recurring-task-service audit-service
+K8S_OUT ?= build/k8s
+
+.PHONY: images k8s compose-up
+
+## make images: one image per service from the Dockerfile (needs a running Docker engine)
+images:
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "make images needs a running Docker engine, and none answers here (docker info failed)."; \
+		echo "Build on a machine with Docker: make images IMAGE_PREFIX=registry.example.com/todo IMAGE_TAG=1.0.0"; \
+		exit 1; \
+	fi
+	for s in $(SERVICES) todoctl; do \
+		docker build --target $$s -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) . || exit 1; \
+	done
+
+## make k8s: render every overlay of deploy/k8s into build/k8s/<overlay>.yaml and validate it (offline)
+k8s:
+	scripts/deploy-tools.sh
+	scripts/k8s.sh render $(K8S_OUT)
+	scripts/k8s.sh validate $(K8S_OUT)/*.yaml
+
+## make compose-up: the whole system in containers (docker-compose.yml; needs Docker with Compose v2+)
+compose-up:
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "make compose-up needs a running Docker engine, and none answers here (docker info failed)."; \
+		exit 1; \
+	fi
+	docker compose up -d --build
+	@echo "task-api http://127.0.0.1:8000  Kafka UI http://127.0.0.1:8080  Mailpit http://127.0.0.1:8025  Grafana http://127.0.0.1:3000"

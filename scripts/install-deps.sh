@@ -16,6 +16,7 @@
 # Python venv: $CACHE_DIR/venv (outside the repo, shared by every clone) with confluent-kafka
 # (+ fastavro, requests, httpx, attrs, cachetools, authlib: what its schema-registry Avro
 # serde imports), pytest, pyyaml, kubernetes-validate. Use it as $CACHE_DIR/venv/bin/python.
+# Then scripts/deploy-tools.sh: what validates the deployment files (deploy/README.md).
 # Runs apt-get through sudo when not root.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -139,6 +140,7 @@ case "${1:-all}" in
 all | --all)
     install_apt
     install_python
+    "$SCRIPTS_DIR/deploy-tools.sh"
     ;;
 *)
     sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'

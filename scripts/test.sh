@@ -8,6 +8,7 @@ started=$SECONDS
 if [[ ! -x "$CACHE_DIR/venv/bin/python" ]]; then
     "$SCRIPTS_DIR/install-deps.sh" --python
 fi
+"$SCRIPTS_DIR/deploy-tools.sh" # validators of the deployment files (crates/events/tests/deployment.rs)
 "$SCRIPTS_DIR/cluster.sh" up
 "$SCRIPTS_DIR/postgres.sh" start
 "$SCRIPTS_DIR/smtp-sink.sh" start
