@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use events::sample;
 use futures::StreamExt;
 use service_kit::auth::generate_keypair;
 use service_kit::testing;
@@ -304,7 +303,7 @@ async fn connections_held(target: usize) {
 
     // Every held connection still works: one event per user reaches all of its connections.
     let publisher = publisher();
-    let events: Vec<_> = users.iter().map(|u| sample::task_created(u)).collect();
+    let events: Vec<_> = users.iter().map(|u| created(u)).collect();
     let delivery = Instant::now();
     for chunk in events.chunks(500) {
         for r in futures::future::join_all(chunk.iter().map(|e| publisher.publish(e, None))).await {

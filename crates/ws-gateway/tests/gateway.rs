@@ -27,10 +27,10 @@ fn cursor_of(message: &Value) -> Cursor {
 /// Publish one event of every forwarded kind for `user` (and a user event that is not
 /// forwarded); returns the forwarded events' ids by type.
 async fn publish_one_of_each(gw: &TestGateway, user: &str) -> Vec<(String, String)> {
-    let created = sample::task_created(user);
-    let updated = sample::task_updated(user);
-    let completed = sample::task_completed(user);
-    let deleted = sample::task_deleted(user);
+    let created = created(user);
+    let updated = updated(user);
+    let completed = completed(user);
+    let deleted = deleted(user);
     let reminder = sample::reminder_triggered(user);
     let notification = sample::notification_sent(user);
     gw.publish(&sample::user_registered(user)).await;
@@ -82,7 +82,7 @@ async fn both_connections_of_a_user_get_its_events_and_another_user_gets_none() 
     }
 
     // A's events are all routed by now; B's own marker must be the first thing B sees.
-    let marker = sample::task_created(&b);
+    let marker = created(&b);
     gw.publish(&marker).await;
     let first = next_json(&mut b1).await;
     assert_eq!(first["event_id"], marker.event_id.as_str(), "{first}");
@@ -103,13 +103,13 @@ async fn a_token_speaks_only_for_its_own_user() {
     assert_eq!(status, 400);
     let (mut b1, _) = gw.connect(&b).await;
     let (mut a1, _) = gw.connect(&a).await;
-    let secret = sample::task_created(&a);
+    let secret = created(&a);
     gw.publish(&secret).await;
     assert_eq!(
         next_json(&mut a1).await["event_id"],
         secret.event_id.as_str()
     );
-    let mine = sample::task_created(&b);
+    let mine = created(&b);
     gw.publish(&mine).await;
     assert_eq!(next_json(&mut b1).await["event_id"], mine.event_id.as_str());
     gw.stop().await;
@@ -250,7 +250,7 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
     let (mut witness, _) = gw.connect(&user).await;
     let (mut tab, _) = gw.connect(&user).await;
 
-    let before: Vec<_> = (0..2).map(|_| sample::task_created(&user)).collect();
+    let before: Vec<_> = (0..2).map(|_| created(&user)).collect();
     for e in &before {
         gw.publish(e).await;
     }
@@ -260,7 +260,7 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
     drop(tab);
     gw.wait_for_stats(1, 1).await;
 
-    let missed: Vec<_> = (0..3).map(|_| sample::task_updated(&user)).collect();
+    let missed: Vec<_> = (0..3).map(|_| updated(&user)).collect();
     for e in &missed {
         gw.publish(e).await;
     }
@@ -286,7 +286,7 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
     assert_eq!(ready["cursor"], witnessed[2]["cursor"]);
 
     // And the live stream goes on after the replay, with nothing repeated.
-    let after = sample::task_deleted(&user);
+    let after = deleted(&user);
     gw.publish(&after).await;
     assert_eq!(
         next_json(&mut tab).await["event_id"],
@@ -302,14 +302,14 @@ async fn a_cursor_too_old_or_from_elsewhere_gets_resync() {
     let gw = spawn_with(|c| c.replay.per_user = 2).await;
     let user = new_user();
     let (mut witness, _) = gw.connect(&user).await;
-    let first = sample::task_created(&user);
+    let first = created(&user);
     gw.publish(&first).await;
     let old = next_json(&mut witness).await["cursor"]
         .as_str()
         .unwrap()
         .to_owned();
     for _ in 0..3 {
-        gw.publish(&sample::task_created(&user)).await;
+        gw.publish(&created(&user)).await;
     }
     take(&mut witness, 3).await;
 
@@ -368,7 +368,7 @@ async fn a_slow_client_is_closed_with_4008_and_the_others_are_unaffected() {
     loop {
         let batch: Vec<_> = (0..10)
             .map(|_| {
-                let mut e = sample::task_created(&user);
+                let mut e = created(&user);
                 e.description = Some(big.clone());
                 e
             })

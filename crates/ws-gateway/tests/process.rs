@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use events::sample;
 use service_kit::testing;
 use support::*;
 
@@ -66,7 +65,7 @@ async fn sigterm_closes_every_connection_with_going_away_and_exits() {
     assert_eq!(next_json(&mut b).await["type"], "ready");
     // The binary is live: an event reaches the connection.
     let publisher = publisher();
-    let e = sample::task_created(&user);
+    let e = created(&user);
     publisher.publish(&e, None).await.unwrap();
     assert_eq!(next_json(&mut a).await["event_id"], e.event_id.as_str());
 

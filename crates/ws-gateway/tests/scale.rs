@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use events::sample;
 use futures::{StreamExt, TryStreamExt};
 use support::*;
 
@@ -39,8 +38,8 @@ async fn a_thousand_connections_each_get_their_users_events() {
     gw.wait_for_stats(USERS * PER_USER, USERS).await;
 
     // Two events per user, so every partition of task.created and task.completed is used.
-    let created: Vec<_> = users.iter().map(|u| sample::task_created(u)).collect();
-    let completed: Vec<_> = users.iter().map(|u| sample::task_completed(u)).collect();
+    let created: Vec<_> = users.iter().map(|u| created(u)).collect();
+    let completed: Vec<_> = users.iter().map(|u| completed(u)).collect();
     let published = Instant::now();
     let (a, b) = futures::future::join(
         futures::future::join_all(created.iter().map(|e| gw.publisher.publish(e, None))),

@@ -88,6 +88,42 @@ pub fn publisher() -> EventPublisher {
     EventPublisher::connect(&testing::bootstrap_servers(), codec, "ws-gateway-tests").unwrap()
 }
 
+/// Sample task events without recurrence or reminders: the other services consuming the same
+/// topics (the recurring engine, the reminder scheduler) then have nothing to add for our
+/// users, so a test sees exactly the events it published.
+pub fn created(user: &str) -> events::TaskCreatedEvent {
+    let mut e = events::sample::task_created(user);
+    e.recurrence = None;
+    e.reminders.clear();
+    e.series_id = None;
+    e.occurrence_index = None;
+    e
+}
+
+pub fn updated(user: &str) -> events::TaskUpdatedEvent {
+    let mut e = events::sample::task_updated(user);
+    e.recurrence = None;
+    e.reminders.clear();
+    e.series_id = None;
+    e.occurrence_index = None;
+    e
+}
+
+pub fn completed(user: &str) -> events::TaskCompletedEvent {
+    let mut e = events::sample::task_completed(user);
+    e.recurrence = None;
+    e.reminders.clear();
+    e.series_id = None;
+    e.occurrence_index = None;
+    e
+}
+
+pub fn deleted(user: &str) -> events::TaskDeletedEvent {
+    let mut e = events::sample::task_deleted(user);
+    e.series_id = None;
+    e
+}
+
 pub fn new_user() -> String {
     uuid::Uuid::new_v4().to_string()
 }
