@@ -1,5 +1,6 @@
-//! Every file outside Rust that repeats the topic catalogue agrees with it, and every compose
-//! file is valid to `docker-compose config`.
+//! Every file outside Rust that repeats the topic catalogue agrees with it (the compose topic
+//! init, the Strimzi KafkaTopics of every Kubernetes overlay), and every compose file is valid to
+//! `docker-compose config`.
 
 #![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
 
@@ -8,14 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use events::admin::DesiredTopic;
+use serde_json::Value;
+
+mod deploy;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+type TopicSettings = BTreeMap<String, (i32, i32, BTreeMap<String, String>)>;
+
 /// (partitions, replication factor, configs) of each topic named in `kafka-topics.sh --create`
 /// lines.
-fn topics_in_command_lines(text: &str) -> BTreeMap<String, (i32, i32, BTreeMap<String, String>)> {
+fn topics_in_command_lines(text: &str) -> TopicSettings {
     let mut topics = BTreeMap::new();
     for line in text
         .lines()
@@ -47,7 +53,7 @@ fn topics_in_command_lines(text: &str) -> BTreeMap<String, (i32, i32, BTreeMap<S
     topics
 }
 
-fn catalogue() -> BTreeMap<String, (i32, i32, BTreeMap<String, String>)> {
+fn catalogue() -> TopicSettings {
     DesiredTopic::everything()
         .into_iter()
         .map(|d| (d.name, (d.partitions, d.replication_factor, d.configs)))
@@ -64,6 +70,71 @@ fn the_compose_topic_init_creates_exactly_the_catalogue() {
     );
 }
 
+/// (partitions, replicas, config) of each Strimzi KafkaTopic, config values as strings.
+fn topics_in_kafka_topics(docs: &[Value]) -> TopicSettings {
+    let mut topics = BTreeMap::new();
+    for topic in deploy::of_kind(docs, "KafkaTopic") {
+        let spec = &topic["spec"];
+        let name = spec["topicName"]
+            .as_str()
+            .or(topic["metadata"]["name"].as_str())
+            .unwrap()
+            .to_owned();
+        let configs = spec["config"]
+            .as_object()
+            .map(|c| {
+                c.iter()
+                    .map(|(k, v)| {
+                        let v = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string());
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let partitions = spec["partitions"].as_i64().expect("partitions") as i32;
+        let replicas = spec["replicas"].as_i64().expect("replicas") as i32;
+        assert!(
+            topics
+                .insert(name.clone(), (partitions, replicas, configs))
+                .is_none(),
+            "KafkaTopic {name} twice"
+        );
+    }
+    topics
+}
+
+/// One test reads all three: the catalogue (crates/events), the compose topic init and the
+/// KafkaTopics that every Kubernetes overlay renders.
+#[test]
+fn topic_settings_agree_in_catalogue_compose_and_strimzi() {
+    let catalogue = catalogue();
+    let compose = std::fs::read_to_string(repo().join("docker-compose.kafka.yml")).unwrap();
+    assert_eq!(
+        topics_in_command_lines(&compose),
+        catalogue,
+        "docker-compose.kafka.yml"
+    );
+    for (overlay, (_, docs)) in deploy::rendered_overlays() {
+        assert_eq!(
+            topics_in_kafka_topics(docs),
+            catalogue,
+            "KafkaTopics of deploy/k8s/overlays/{overlay} (regenerate deploy/k8s/base/kafka/topics.yaml \
+             with deploy/k8s/base/kafka/generate-topics.sh)"
+        );
+        let kafka = deploy::named(docs, "Kafka", "todo-kafka");
+        assert_eq!(
+            kafka["spec"]["kafka"]["config"]["auto.create.topics.enable"],
+            Value::Bool(false),
+            "{overlay}: topics come only from the catalogue"
+        );
+        let pool = deploy::named(docs, "KafkaNodePool", "dual-role");
+        assert_eq!(pool["spec"]["replicas"], 3, "{overlay}: three brokers");
+    }
+}
+
 #[test]
 fn every_compose_file_is_valid() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo())
@@ -76,8 +147,25 @@ fn every_compose_file_is_valid() {
         })
         .collect();
     files.sort();
-    assert!(!files.is_empty());
+    assert!(
+        files.len() >= 2,
+        "docker-compose.yml and docker-compose.kafka.yml"
+    );
     for file in files {
+        // Docker Compose v2+ (what `docker compose` is today) validates every file...
+        deploy::run_ok(
+            Command::new(deploy::venv_bin("docker-compose"))
+                .current_dir(repo())
+                .arg("-f")
+                .arg(&file)
+                .args(["config", "-q"]),
+            &format!("docker compose config of {}", file.display()),
+        );
+        // ...and Debian's docker-compose v1 those that do not use `include:`, which it predates.
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.lines().any(|l| l.starts_with("include:")) {
+            continue;
+        }
         let output = Command::new("docker-compose")
             .arg("-f")
             .arg(&file)
