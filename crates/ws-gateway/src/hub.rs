@@ -240,9 +240,7 @@ impl Hub {
             }
         }
         state.replay.record(&user, state.seq, message, now);
-        self.metrics
-            .replay_buffered
-            .set(state.replay.len().min(i64::MAX as usize) as i64);
+        self.metrics.replay_buffered.set(state.replay.len() as i64);
         if dropped > 0 {
             self.update_gauges(state);
         }
