@@ -14,6 +14,7 @@
 //! | `WS_MAX_CONNECTIONS_PER_USER` | 32 | further upgrades of that user get 429 |
 //! | `WS_REPLAY_PER_USER` | 500 | newest messages kept per user for resume |
 //! | `WS_REPLAY_MAX_AGE_MS` | 600000 | messages older than this are not replayed (resync instead) |
+//! | `CONSUMER_GROUP` | `ws-gateway` | prefix of this instance's own group, `<prefix>-<uuid>` (every instance reads every partition) |
 //! | `WS_REPLAY_TOTAL` | 100000 | messages kept for all users together (about 1 KiB each) |
 //!
 //! `DATABASE_URL` is not read: the gateway keeps no state beyond its memory.
@@ -195,7 +196,8 @@ impl Config {
                 max_age: positive_millis("WS_REPLAY_MAX_AGE_MS", limits.max_age)?,
                 total: positive("WS_REPLAY_TOTAL", limits.total)?,
             },
-            consumer_group_prefix: "ws-gateway".into(),
+            consumer_group_prefix: optional("CONSUMER_GROUP")
+                .unwrap_or_else(|| "ws-gateway".into()),
         })
     }
 }
