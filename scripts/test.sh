@@ -5,6 +5,12 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 started=$SECONDS
+# Services of `make dev` consume the same topics as the tests' own instances and would act on
+# the tests' events too (a second reminder mail, say): stop them first.
+if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q 'ready\|running'; then
+    log "stopping the services of make dev for the test run"
+    "$SCRIPTS_DIR/services.sh" stop
+fi
 if [[ ! -x "$CACHE_DIR/venv/bin/python" ]]; then
     "$SCRIPTS_DIR/install-deps.sh" --python
 fi
@@ -21,5 +27,11 @@ export TEST_PYTHON="$CACHE_DIR/venv/bin/python"
 
 cd "$REPO_ROOT"
 tests_started=$SECONDS
+# Services of `make dev` consume the same topics as the tests' own instances and would act on
+# the tests' events too (a second reminder mail, say): stop them first.
+if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q 'ready\|running'; then
+    log "stopping the services of make dev for the test run"
+    "$SCRIPTS_DIR/services.sh" stop
+fi
 cargo test --workspace "$@"
 log "tests passed in $((SECONDS - tests_started)) s (whole run $((SECONDS - started)) s)"

@@ -1,0 +1,15 @@
+//! The whole system as real processes, for the end-to-end story and the reliability suite.
+//!
+//! [`System::start`] runs the five service binaries (built by `cargo test --workspace`) on the
+//! real cluster, each with a fresh database and a consumer group of its own positioned at the
+//! end of its topics, so a test sees only what it does. Clients speak real HTTP and WebSocket.
+
+#![allow(clippy::unwrap_used)] // test support: a step that cannot go on should stop loudly
+
+pub mod client;
+pub mod mail;
+pub mod system;
+pub mod webhook;
+
+pub use client::{UserClient, WsClient};
+pub use system::{Svc, System};

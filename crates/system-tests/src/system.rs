@@ -1,0 +1,286 @@
+//! Starting, stopping and killing the service processes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use events::Service;
+use service_kit::config::DatabaseUrl;
+use service_kit::testing::{self, Backend};
+
+/// A service of the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Svc {
+    TaskApi,
+    WsGateway,
+    Notification,
+    Recurring,
+    Audit,
+}
+
+impl Svc {
+    pub const ALL: [Svc; 5] = [
+        Svc::TaskApi,
+        Svc::WsGateway,
+        Svc::Notification,
+        Svc::Recurring,
+        Svc::Audit,
+    ];
+
+    pub fn service(self) -> Service {
+        match self {
+            Svc::TaskApi => Service::TaskApi,
+            Svc::WsGateway => Service::WsGateway,
+            Svc::Notification => Service::NotificationService,
+            Svc::Recurring => Service::RecurringTaskService,
+            Svc::Audit => Service::AuditService,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.service().name()
+    }
+}
+
+struct Running {
+    child: Child,
+    log: PathBuf,
+}
+
+/// The five services with their settings; ports, databases and groups are fixed at start so a
+/// killed service restarts as the same instance.
+pub struct System {
+    pub backend: Backend,
+    dir: PathBuf,
+    ports: HashMap<Svc, u16>,
+    databases: HashMap<Svc, DatabaseUrl>,
+    groups: HashMap<Svc, String>,
+    webhook_key: String,
+    running: HashMap<Svc, Running>,
+    pub signer: service_kit::auth::TokenSigner,
+}
+
+fn bin_dir() -> PathBuf {
+    // Test binaries live in <target>/debug/deps; the service binaries one level up.
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl System {
+    /// Start all five services and wait until every `/readyz` is green.
+    pub async fn start(backend: Backend) -> Self {
+        let dir = std::env::temp_dir().join(format!("system-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (private, public) = service_kit::auth::generate_keypair().unwrap();
+        std::fs::write(dir.join("jwt-private.pem"), &private).unwrap();
+        std::fs::write(dir.join("jwt-public.pem"), &public).unwrap();
+        let signer = service_kit::auth::TokenSigner::from_pem(&private, 3600).unwrap();
+        let mut system = Self {
+            backend,
+            ports: Svc::ALL.iter().map(|s| (*s, free_port())).collect(),
+            databases: Svc::ALL
+                .iter()
+                .map(|s| (*s, testing::fresh_database(backend)))
+                .collect(),
+            groups: HashMap::new(),
+            webhook_key: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            running: HashMap::new(),
+            signer,
+            dir,
+        };
+        for svc in Svc::ALL {
+            let group = testing::unique_group(svc.name());
+            let topics = svc.service().consumes().to_vec();
+            let g = group.clone();
+            tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
+                .await
+                .unwrap();
+            system.groups.insert(svc, group);
+        }
+        for svc in Svc::ALL {
+            system.spawn(svc);
+        }
+        for svc in Svc::ALL {
+            system.wait_ready(svc).await;
+        }
+        system
+    }
+
+    pub fn url(&self, svc: Svc) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&svc])
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.ports[&Svc::WsGateway])
+    }
+
+    pub fn database(&self, svc: Svc) -> &DatabaseUrl {
+        &self.databases[&svc]
+    }
+
+    pub fn group(&self, svc: Svc) -> &str {
+        &self.groups[&svc]
+    }
+
+    pub fn log_path(&self, svc: Svc) -> PathBuf {
+        self.dir.join(format!("{}.log", svc.name()))
+    }
+
+    fn env(&self, svc: Svc) -> Vec<(String, String)> {
+        let database_url = match &self.databases[&svc] {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{p}"),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        };
+        let mut env = vec![
+            ("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers()),
+            ("SCHEMA_REGISTRY_URL", testing::registry_url()),
+            ("DATABASE_URL", database_url),
+            ("BIND_ADDR", format!("127.0.0.1:{}", self.ports[&svc])),
+            ("RUST_LOG", "info".to_owned()),
+            (
+                "JWT_PUBLIC_KEY",
+                self.dir
+                    .join("jwt-public.pem")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            ("WEBHOOK_SIGNING_KEY", self.webhook_key.clone()),
+            (
+                "SMTP_URL",
+                std::env::var("TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:1025".into()),
+            ),
+            ("APP_BASE_URL", self.url(Svc::TaskApi)),
+            ("WS_PUBLIC_URL", self.ws_url()),
+            ("WS_ALLOWED_ORIGINS", self.url(Svc::TaskApi)),
+            ("CONSUMER_GROUP", self.groups[&svc].clone()),
+            ("SHUTDOWN_TIMEOUT_MS", "10000".to_owned()),
+            // Reminders of these tests are due within seconds.
+            ("SCHEDULER_MAX_IDLE_MS", "1000".to_owned()),
+            ("DELIVERY_RETRY_INITIAL_MS", "200".to_owned()),
+        ];
+        if svc == Svc::TaskApi {
+            env.push((
+                "JWT_PRIVATE_KEY",
+                self.dir
+                    .join("jwt-private.pem")
+                    .to_string_lossy()
+                    .into_owned(),
+            ));
+        }
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
+    fn spawn(&mut self, svc: Svc) {
+        let log = self.log_path(svc);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin_dir().join(svc.name()))
+            .envs(self.env(svc))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting {} from {}: {e}", svc.name(), bin_dir().display())
+            });
+        self.running.insert(svc, Running { child, log });
+    }
+
+    pub async fn wait_ready(&self, svc: Svc) {
+        let url = format!("{}/readyz", self.url(svc));
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(r) = http.get(&url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.log_path(svc)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "{} not ready after 90 s; log tail:\n{}",
+                    svc.name(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL a service (a crash).
+    pub fn kill(&mut self, svc: Svc) {
+        if let Some(mut r) = self.running.remove(&svc) {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+
+    /// SIGTERM a service and wait (bounded) for it to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self, svc: Svc) -> bool {
+        let Some(mut r) = self.running.remove(&svc) else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &r.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = r.child.try_wait().unwrap() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                panic!(
+                    "{} did not stop within 30 s of SIGTERM (log {})",
+                    svc.name(),
+                    r.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Start a stopped or killed service again, as the same instance.
+    pub async fn restart(&mut self, svc: Svc) {
+        self.spawn(svc);
+        self.wait_ready(svc).await;
+    }
+
+    pub fn is_running(&self, svc: Svc) -> bool {
+        self.running.contains_key(&svc)
+    }
+
+    pub async fn stop(mut self) {
+        for svc in Svc::ALL {
+            self.terminate(svc).await;
+        }
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for (_, mut r) in self.running.drain() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+}
