@@ -1,6 +1,8 @@
 //! `todoctl`: creates the topics and registers the schemas of the catalogue, and shows what the
 //! cluster and the registry hold. Every command is idempotent.
 
+mod dlq;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use events::admin::{DesiredTopic, Ensured, TopicAdmin};
@@ -46,6 +48,17 @@ enum Command {
         /// Services (default: all five), by name.
         services: Vec<String>,
     },
+    /// Republish what a dead-letter topic holds to the topic it came from, after the cause was
+    /// fixed. Consumers deduplicate by event id, so replaying to every consumer of the source
+    /// topic is safe. Progress is kept in the consumer group `todoctl-replay.<dlq topic>`, so a
+    /// second run replays only what arrived since.
+    DlqReplay {
+        /// The dead-letter topic, e.g. task.completed.dlq.audit-service.
+        topic: String,
+        /// Only list what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the catalogue as tab-separated values (name, partitions, retention.ms, key field,
     /// value type), for scripts and manifests.
     Catalogue {
@@ -66,6 +79,9 @@ async fn main() -> Result<()> {
         Command::Topics => topics(&cli.bootstrap_servers).await,
         Command::Schemas => schemas(&cli.schema_registry_url).await,
         Command::Status => status(&cli.bootstrap_servers, &cli.schema_registry_url).await,
+        Command::DlqReplay { topic, dry_run } => {
+            dlq::replay(&cli.bootstrap_servers, &topic, dry_run).await
+        }
         Command::StartGroupsAtEnd { services } => {
             start_groups_at_end(&cli.bootstrap_servers, &services)
         }

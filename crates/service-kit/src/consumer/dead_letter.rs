@@ -17,18 +17,27 @@ pub mod headers {
     pub const ATTEMPTS: &str = "dlq.attempts";
     pub const FAILED_AT: &str = "dlq.failed.at";
     pub const SERVICE: &str = "dlq.service";
+    /// The consumer group that gave up on the message (several groups of one service may run,
+    /// e.g. side by side in tests).
+    pub const GROUP: &str = "dlq.group";
 }
 
 pub(crate) struct DeadLetterPublisher {
     producer: FutureProducer,
     service: Service,
+    group: String,
 }
 
 impl DeadLetterPublisher {
-    pub fn new(bootstrap: &str, service: Service) -> Result<Self, rdkafka::error::KafkaError> {
+    pub fn new(
+        bootstrap: &str,
+        service: Service,
+        group: &str,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
             producer: events::producer_config(bootstrap).create()?,
             service,
+            group: group.to_owned(),
         })
     }
 
@@ -65,6 +74,7 @@ impl DeadLetterPublisher {
             (headers::ATTEMPTS, attempts.as_str()),
             (headers::FAILED_AT, failed_at.as_str()),
             (headers::SERVICE, self.service.name()),
+            (headers::GROUP, self.group.as_str()),
         ] {
             headers = headers.insert(Header {
                 key,

@@ -23,7 +23,7 @@
 
 mod backoff;
 mod context;
-mod dead_letter;
+pub mod dead_letter;
 mod partition;
 
 use std::collections::HashMap;
@@ -247,8 +247,11 @@ impl ConsumerRuntime {
         let consumer: Arc<KafkaConsumer> = Arc::new(config.create_with_context(context)?);
         let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
         consumer.subscribe(&topics)?;
-        let dead_letters =
-            dead_letter::DeadLetterPublisher::new(&settings.bootstrap_servers, settings.service)?;
+        let dead_letters = dead_letter::DeadLetterPublisher::new(
+            &settings.bootstrap_servers,
+            settings.service,
+            &settings.group_id,
+        )?;
         let shared = Arc::new(Shared {
             settings,
             handler,
