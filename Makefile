@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/todo-platform/target
 DATABASE ?= sqlite
 export DATABASE
 
-.PHONY: dev test stop fmt lint cluster status bench deps
+.PHONY: dev test stop fmt lint cluster status bench chaos deps
 
 ## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL)
 dev:
@@ -27,6 +27,11 @@ cluster:
 status:
 	scripts/cluster.sh status
 	scripts/services.sh status
+
+## make chaos: the reliability suite in its long mode (60 s outages, ten kills per service)
+chaos:
+	scripts/cluster.sh up && scripts/postgres.sh start && scripts/smtp-sink.sh start
+	CHAOS_MODE=long cargo test -p system-tests --test chaos -- --nocapture --test-threads=1
 
 ## make bench: every benchmark, one report in bench/report.md (release builds)
 bench:

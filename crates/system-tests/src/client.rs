@@ -62,6 +62,7 @@ impl UserClient {
         }
     }
 
+    /// One request; a transport failure (the service is down) is status 0, never a panic.
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -72,13 +73,17 @@ impl UserClient {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.urls[&svc]))
-            .bearer_auth(&self.token);
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(30));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return (0, Value::String(e.to_string())),
+        };
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
+        let text = resp.text().await.unwrap_or_default();
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),

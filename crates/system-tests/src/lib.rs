@@ -7,8 +7,11 @@
 #![allow(clippy::unwrap_used)] // test support: a step that cannot go on should stop loudly
 
 pub mod client;
+pub mod faults;
+pub mod load;
 pub mod mail;
 pub mod system;
+pub mod verify;
 pub mod webhook;
 
 pub use client::{UserClient, WsClient};

@@ -265,6 +265,43 @@ impl System {
         self.wait_ready(svc).await;
     }
 
+    /// A second instance of a service: same database, same consumer group, another port.
+    /// Returns the process and its base URL; the caller stops it.
+    pub async fn spawn_second_instance(&self, svc: Svc) -> (Child, String) {
+        let port = free_port();
+        let mut env = self.env(svc);
+        for (k, v) in env.iter_mut() {
+            if k == "BIND_ADDR" {
+                *v = format!("127.0.0.1:{port}");
+            }
+        }
+        let log = self.dir.join(format!("{}-second.log", svc.name()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin_dir().join(svc.name()))
+            .envs(env)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        service_kit::testing::wait_for(
+            "the second instance /readyz",
+            Duration::from_secs(60),
+            || async {
+                let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+                (r.status() == 200).then_some(())
+            },
+        )
+        .await;
+        (child, url)
+    }
+
+    /// The path of the `todoctl` binary built with the workspace.
+    pub fn todoctl() -> PathBuf {
+        bin_dir().join("todoctl")
+    }
+
     pub fn is_running(&self, svc: Svc) -> bool {
         self.running.contains_key(&svc)
     }
