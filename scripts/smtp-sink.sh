@@ -79,7 +79,7 @@ cmd_start() {
         mkdir -p "$SINK_DATA" "$LOG_DIR"
         start_daemon smtp-sink "$SINK_LOG" "$MAILPIT_BIN" \
             --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$HTTP_PORT" \
-            --database "$SINK_DATA/mailpit.db" --max 10000 \
+            --database "$SINK_DATA/mailpit.db" --max 200000 \
             --smtp-auth-accept-any --smtp-auth-allow-insecure \
             --disable-version-check
     fi

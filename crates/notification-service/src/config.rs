@@ -236,8 +236,7 @@ impl Config {
         Ok(Self {
             common,
             verifier,
-            consumer_group: optional("CONSUMER_GROUP")
-                .unwrap_or_else(|| SERVICE.to_owned()),
+            consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| SERVICE.to_owned()),
             smtp,
             webhook,
             app_base_url: app_base_url()?,

@@ -6,16 +6,29 @@ fn api() -> String {
     std::env::var("TEST_MAILPIT_API").unwrap_or_else(|_| "http://127.0.0.1:8025/api/v1".into())
 }
 
-/// Summaries of the messages sent to `address`.
-pub async fn messages_to(address: &str) -> Vec<Value> {
-    let url = format!("{}/search?query=to:{}&limit=200", api(), address);
-    let body: Value = reqwest::get(url)
+async fn search(address: &str, limit: usize) -> Value {
+    let url = format!("{}/search?query=to:{address}&limit={limit}", api());
+    reqwest::get(url)
         .await
         .expect("Mailpit API (scripts/smtp-sink.sh start)")
         .json()
         .await
-        .unwrap();
-    body["messages"].as_array().cloned().unwrap_or_default()
+        .unwrap()
+}
+
+/// Summaries of the (newest 200) messages sent to `address`.
+pub async fn messages_to(address: &str) -> Vec<Value> {
+    search(address, 200).await["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// How many messages were sent to `address`.
+pub async fn count_to(address: &str) -> usize {
+    search(address, 1).await["messages_count"]
+        .as_u64()
+        .unwrap_or(0) as usize
 }
 
 /// The text body of one message.

@@ -199,7 +199,7 @@ pub async fn check(
     // One email per reminded task, no more.
     for user in users {
         let expected = reminded.get(&user.id).copied().unwrap_or(0);
-        let mails = mail::messages_to(&user.email).await.len();
+        let mails = mail::count_to(&user.email).await;
         counts.emails += mails;
         if mails != expected {
             problems.push(format!(

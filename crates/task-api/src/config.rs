@@ -128,8 +128,7 @@ impl Config {
             verifier,
             webhook_key: WebhookKey::from_env()?,
             ws_public_url,
-            consumer_group: optional("CONSUMER_GROUP")
-                .unwrap_or_else(|| "task-api".to_owned()),
+            consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "task-api".to_owned()),
             login_limits,
             outbox,
         })

@@ -36,10 +36,7 @@ fn base_command(db_url: &DatabaseUrl, port: u16, keys: &(String, String)) -> Com
         .env("JWT_PRIVATE_KEY", &keys.0)
         .env("JWT_PUBLIC_KEY", &keys.1)
         .env("WEBHOOK_SIGNING_KEY", "k".repeat(32))
-        .env(
-            "CONSUMER_GROUP",
-            testing::unique_group("task-api-proc"),
-        )
+        .env("CONSUMER_GROUP", testing::unique_group("task-api-proc"))
         .env("RUST_LOG", "info");
     c
 }

@@ -78,7 +78,47 @@ struct State {
     users: HashMap<Arc<str>, Vec<Subscriber>>,
     total: usize,
     replay: ReplayBuffer,
+    /// Event ids already forwarded, oldest first, bounded: Kafka delivers at least once (a
+    /// rebalance after a broker loss redelivers from the last committed offset), clients must
+    /// see each event once.
+    recent: RecentIds,
 }
+
+/// A bounded set of the most recent event ids.
+struct RecentIds {
+    order: std::collections::VecDeque<Arc<str>>,
+    set: std::collections::HashSet<Arc<str>>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            order: Default::default(),
+            set: Default::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// `false` when `id` was already seen.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        let id: Arc<str> = Arc::from(id);
+        self.order.push_back(id.clone());
+        self.set.insert(id);
+        true
+    }
+}
+
+/// Event ids remembered for deduplication: far more than can arrive between two commits.
+const RECENT_IDS: usize = 200_000;
 
 pub struct Hub {
     instance: InstanceId,
@@ -104,6 +144,7 @@ impl Hub {
                 users: HashMap::new(),
                 total: 0,
                 replay: ReplayBuffer::new(limits),
+                recent: RecentIds::new(RECENT_IDS),
             }),
         }
     }
@@ -200,6 +241,10 @@ impl Hub {
         let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
+        if !state.recent.insert(&event.event_id) {
+            self.metrics.duplicates_skipped.inc();
+            return 0;
+        }
         state.seq += 1;
         let cursor = self.cursor_at(state.seq);
         let message = Outbound {

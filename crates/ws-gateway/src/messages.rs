@@ -81,6 +81,8 @@ impl MessageKind {
 pub struct RenderedEvent {
     pub kind: MessageKind,
     pub user_id: String,
+    /// The event's id: the hub forwards each id once, however often Kafka redelivers it.
+    pub event_id: String,
     /// Epoch ms at which the event happened (for the delivery latency).
     pub event_time: i64,
     /// `{"type":"…","event_id":"…","cursor":"` — everything before the cursor.
@@ -437,6 +439,7 @@ pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
     Some(RenderedEvent {
         kind,
         user_id: event.user_id()?.to_owned(),
+        event_id: event.event_id().to_owned(),
         event_time: event.event_timestamp(),
         head: format!(
             r#"{{"type":"{}","event_id":{event_id},"cursor":""#,

@@ -22,6 +22,8 @@ pub struct GatewayMetrics {
     pub messages_sent: IntCounterVec,
     /// Connections closed because their send queue overflowed.
     pub slow_clients_dropped: IntCounter,
+    /// Events Kafka delivered again that clients had already been sent.
+    pub duplicates_skipped: IntCounter,
     /// Event time to the message being handed to the connection, live messages only.
     pub delivery_latency: Histogram,
     pub messages_replayed: IntCounter,
@@ -85,6 +87,13 @@ impl GatewayMetrics {
                 &IntCounter::new(
                     "ws_slow_clients_dropped_total",
                     "Connections closed because their send queue overflowed",
+                )
+                .expect("valid metric"),
+            ),
+            duplicates_skipped: metrics.register(
+                &IntCounter::new(
+                    "ws_duplicate_events_skipped_total",
+                    "Events redelivered by Kafka and not sent again",
                 )
                 .expect("valid metric"),
             ),

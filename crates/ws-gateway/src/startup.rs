@@ -63,10 +63,10 @@ impl Application {
         }
         let mut settings =
             ConsumerSettings::for_service(Service::WsGateway, &config.kafka_bootstrap_servers)
-                .with_override("auto.offset.reset", "latest")
-                // The group is this process's alone and never resumed: commits would only
-                // leave garbage on the brokers.
-                .with_override("enable.auto.commit", "false");
+                .with_override("auto.offset.reset", "latest");
+        // The group is this process's alone, but it still commits: after a rebalance (a broker
+        // or the coordinator lost) consumption resumes from the last commit rather than from
+        // where the process started, and the hub drops what is redelivered.
         settings.group_id = group;
         settings.drain_timeout = config.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
