@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark against the real cluster, one report (bench/report.md and
-# bench/report.json). Release builds; each benchmark is bounded in time and cleans up after
-# itself (fresh databases dropped, the records it wrote to Kafka deleted).
+# bench/report.json). Release builds; each benchmark is bounded in time (an outer `timeout` on
+# top of its own bounds) and cleans up after itself (fresh databases dropped, services stopped,
+# the records it wrote to Kafka and the mails it sent to Mailpit deleted). A failed benchmark
+# does not stop the others; the script then exits 1 after writing the report of the rest.
+#
+# Sizes (defaults are the full run; small values make a quick check):
+#   BENCH_WS_CREATES (600) BENCH_WS_RATE (20)            loadgen ws-latency
+#   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks
+#   BENCH_REMINDERS (10000) BENCH_SPREAD_MS (60000)      loadgen reminders (lateness phase)
+#   BENCH_BURST (10000) BENCH_LEAD_MS (45000)            loadgen reminders (throughput phase)
+#   BENCH_CONNECTIONS (10000)                            loadgen ws-connections
+#   BENCH_EVENTS (200000)                                loadgen audit-ingest
 #
 # It writes to the real topics, so it refuses to run while `make dev` services are up (they
 # would process the benchmark's events).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+WS_CREATES="${BENCH_WS_CREATES:-600}"
+WS_RATE="${BENCH_WS_RATE:-20}"
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+CONCURRENCY="${BENCH_CONCURRENCY:-16}"
+REMINDERS="${BENCH_REMINDERS:-10000}"
+SPREAD_MS="${BENCH_SPREAD_MS:-60000}"
+BURST="${BENCH_BURST:-10000}"
+LEAD_MS="${BENCH_LEAD_MS:-45000}"
+CONNECTIONS="${BENCH_CONNECTIONS:-10000}"
 EVENTS="${BENCH_EVENTS:-200000}"
 
 if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q ': ready\|running'; then
@@ -15,24 +34,53 @@ if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q ': ready\|running'; t
 fi
 "$SCRIPTS_DIR/cluster.sh" up
 "$SCRIPTS_DIR/postgres.sh" start
+"$SCRIPTS_DIR/smtp-sink.sh" start
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-$("$SCRIPTS_DIR/postgres.sh" url)}"
+export TEST_SMTP_URL="${TEST_SMTP_URL:-smtp://127.0.0.1:${SMTP_SINK_SMTP_PORT:-1025}}"
+export TEST_MAILPIT_API="${TEST_MAILPIT_API:-http://127.0.0.1:${SMTP_SINK_HTTP_PORT:-8025}/api/v1}"
+export RUST_LOG="${RUST_LOG:-warn}"
+# ws-connections holds 10,000 sockets in loadgen (and as many in the gateway process).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cd "$REPO_ROOT"
 log "building release binaries"
-cargo build --release --quiet --package loadgen --package audit-service
+cargo build --release --quiet --package loadgen --package audit-service --package ws-gateway
 rm -rf bench/out
 mkdir -p bench/out
+LOADGEN="$TARGET_DIR/release/loadgen"
 
-"$TARGET_DIR/release/loadgen" audit-ingest --events "$EVENTS" --audit-bin "$TARGET_DIR/release/audit-service"
+failed=()
+# bench <name> <bound in seconds> <loadgen arguments...>
+bench() {
+    local name="$1" bound="$2"
+    shift 2
+    log "loadgen $name (bounded to ${bound}s)"
+    if ! timeout --kill-after=30 "$bound" "$LOADGEN" "$name" "$@"; then
+        log "loadgen $name FAILED (its figures are missing from the report)"
+        failed+=("$name")
+    fi
+}
 
-"$TARGET_DIR/release/loadgen" report \
+# ws-latency first: it measures Kafka's end-to-end latency, the floor the others compare with.
+bench ws-latency $((WS_CREATES / WS_RATE + 300)) --creates "$WS_CREATES" --rate "$WS_RATE"
+bench create-tasks $((6 * SECONDS_PER_RUN + 300)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY"
+bench reminders $(((2 * LEAD_MS + SPREAD_MS) / 1000 + 900)) --reminders "$REMINDERS" \
+    --spread-ms "$SPREAD_MS" --burst "$BURST" --lead-ms "$LEAD_MS" --concurrency "$CONCURRENCY"
+bench ws-connections 600 --connections "$CONNECTIONS" --gateway-bin "$TARGET_DIR/release/ws-gateway"
+bench audit-ingest $((EVENTS / 250 + 900)) --events "$EVENTS" --audit-bin "$TARGET_DIR/release/audit-service"
+
+"$LOADGEN" report \
     --version "rustc=$(rustc --version | cut -d' ' -f2)" \
     --version "kafka=$KAFKA_VERSION" \
     --version "apicurio=$APICURIO_VERSION" \
+    --version "mailpit=$MAILPIT_VERSION" \
     --version "postgresql=$(postgres --version 2>/dev/null | awk '{print $3}' || echo unknown)" \
     --version "sqlite=$(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo system)"
 log "report written to bench/report.md"
 cat bench/report.md
+if ((${#failed[@]})); then
+    die "failed: ${failed[*]}"
+fi

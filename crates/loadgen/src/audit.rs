@@ -52,7 +52,7 @@ impl AuditIngest {
                 format!("{filled} task.created events, batches of up to 500 per transaction"),
             ));
         }
-        self.clean_up(topic, &end)?;
+        self.clean_up(topic, &end).await?;
         Ok(figures)
     }
 
@@ -174,26 +174,14 @@ impl AuditIngest {
             "audit ingest on {backend:?}: {count} events in {seconds:.2} s = {rate:.0} events/s"
         );
         drop(db);
-        drop_database(&db_url);
+        crate::services::drop_database(&db_url);
         Ok(rate)
     }
 
     /// Drop what the fill wrote (Kafka DeleteRecords up to the end of the fill) so later runs
     /// and services do not read it again.
-    fn clean_up(&self, topic: Topic, end: &[i64]) -> anyhow::Result<()> {
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for (p, offset) in end.iter().enumerate() {
-            tpl.add_partition_offset(topic.name(), p as i32, rdkafka::Offset::Offset(*offset))?;
-        }
-        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", testing::bootstrap_servers())
-                .create()?;
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::block_in_place(|| {
-            runtime.block_on(admin.delete_records(&tpl, &rdkafka::admin::AdminOptions::new()))
-        })?;
-        Ok(())
+    async fn clean_up(&self, topic: Topic, end: &[i64]) -> anyhow::Result<()> {
+        crate::kafka::delete_up_to(topic.name(), end).await
     }
 }
 
@@ -236,24 +224,6 @@ fn bench_stats(
         .select((count_star(), min(a::recorded_at), max(a::recorded_at)))
         .first(conn)?;
     Ok((count, first.unwrap_or(0), last.unwrap_or(0)))
-}
-
-fn drop_database(url: &DatabaseUrl) {
-    match url {
-        DatabaseUrl::Sqlite(path) => {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{path}{suffix}"));
-            }
-        }
-        DatabaseUrl::Postgres(url) => {
-            use diesel::{Connection, RunQueryDsl};
-            let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-            if let Ok(mut conn) = diesel::PgConnection::establish(&testing::postgres_server_url()) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
-            }
-        }
-    }
 }
 
 pub fn repo_root() -> PathBuf {

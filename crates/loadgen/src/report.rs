@@ -119,10 +119,18 @@ pub fn write(repo: &Path, versions: serde_json::Value) -> anyhow::Result<()> {
     ));
     md.push_str("Every figure is measured beside its ceiling (or floor) in the same run; the ratio is value / reference.\n\n");
     md.push_str("| figure | value | unit | reference | reference value | ratio | notes |\n|---|---:|---|---|---:|---:|---|\n");
+    // A `|` inside a cell would end it.
+    let cell = |text: &str| text.replace('|', "\\|");
     for f in &report.figures {
         md.push_str(&format!(
             "| {} | {:.1} | {} | {} | {:.1} | {:.2} | {} |\n",
-            f.name, f.value, f.unit, f.reference, f.reference_value, f.ratio, f.notes
+            cell(&f.name),
+            f.value,
+            cell(&f.unit),
+            cell(&f.reference),
+            f.reference_value,
+            f.ratio,
+            cell(&f.notes)
         ));
     }
     std::fs::write(repo.join("bench/report.md"), md)?;
