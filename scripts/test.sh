@@ -33,5 +33,5 @@ if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q 'ready\|running'; the
     log "stopping the services of make dev for the test run"
     "$SCRIPTS_DIR/services.sh" stop
 fi
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 log "tests passed in $((SECONDS - tests_started)) s (whole run $((SECONDS - started)) s)"
