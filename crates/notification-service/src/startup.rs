@@ -2,12 +2,11 @@
 //! HTTP server) and stops it in order: stop taking requests and events, let in-flight
 //! deliveries finish, publish what the outbox holds, exit.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::web;
 use anyhow::Context;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use events::{EventCodec, EventPublisher, Service, Topic};
@@ -140,40 +139,22 @@ impl Application {
             shutdown.clone(),
         )?;
 
-        let readiness = Readiness::new()
-            .with(
-                "kafka",
-                kit_http::kafka_probe(&config.common.kafka_bootstrap_servers),
-            )
-            .with(
-                "schema_registry",
-                kit_http::registry_probe(&config.common.schema_registry_url),
-            )
-            .with("database", kit_http::database_probe(db.clone()));
-        let listener = TcpListener::bind(config.common.bind_addr)
-            .with_context(|| format!("binding {}", config.common.bind_addr))?;
-        let port = listener.local_addr()?.port();
-        let db_data = web::Data::new(db.clone());
-        let metrics_data = web::Data::new(metrics);
-        let readiness_data = web::Data::new(readiness);
-        let verifier = web::Data::new(config.verifier.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::from_fn(kit_http::observe))
-                .app_data(db_data.clone())
-                .app_data(metrics_data.clone())
-                .app_data(readiness_data.clone())
-                .app_data(verifier.clone())
-                .configure(kit_http::extractor_errors)
-                .configure(kit_http::operational_routes)
-                .configure(crate::http::routes)
-                .default_service(web::to(kit_http::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(config.common.shutdown_timeout.as_secs())
-        .workers(2)
-        .listen(listener)?
-        .run();
+        let (listener, port) = kit_http::bind(config.common.bind_addr)?;
+        let readiness = Readiness::standard(&config.common, Some(db.clone()));
+        let (db_data, verifier) = (
+            web::Data::new(db.clone()),
+            web::Data::new(config.verifier.clone()),
+        );
+        let server = kit_http::server(
+            listener,
+            config.common.shutdown_timeout,
+            metrics,
+            readiness,
+            move |cfg| {
+                cfg.app_data(db_data.clone()).app_data(verifier.clone());
+                crate::http::routes(cfg);
+            },
+        )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {
             port,

@@ -449,3 +449,67 @@ impl actix_web::FromRequest for Authenticated {
         std::future::ready(result)
     }
 }
+
+impl Readiness {
+    /// The contract's readiness: Kafka, the registry and (when the service has one) the database.
+    pub fn standard(config: &crate::config::CommonConfig, db: Option<crate::db::Database>) -> Self {
+        let readiness = Self::new()
+            .with("kafka", kafka_probe(&config.kafka_bootstrap_servers))
+            .with(
+                "schema_registry",
+                registry_probe(&config.schema_registry_url),
+            );
+        match db {
+            Some(db) => readiness.with("database", database_probe(db)),
+            None => readiness,
+        }
+    }
+}
+
+/// Bind the service's listener; returns it with the port it got (port 0 in tests).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// The HTTP server every service runs: the tracing/metrics middleware, `nosniff`, problem
+/// documents for extractor errors and unknown routes, `/healthz`, `/readyz`, `/metrics`, and
+/// whatever `configure` adds (the service's app data and routes). Signals are the service's
+/// own [`crate::shutdown::Shutdown`]'s business, not actix's.
+pub fn server<F>(
+    listener: std::net::TcpListener,
+    shutdown_timeout: Duration,
+    metrics: Metrics,
+    readiness: Readiness,
+    configure: F,
+) -> std::io::Result<actix_web::dev::Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let metrics = web::Data::new(metrics);
+    let readiness = web::Data::new(readiness);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    Ok(actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(actix_web::middleware::from_fn(observe))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff")),
+            )
+            .app_data(metrics.clone())
+            .app_data(readiness.clone())
+            .configure(extractor_errors)
+            .configure(operational_routes)
+            .configure(configure.clone())
+            .default_service(web::to(not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .workers(workers)
+    .listen(listener)?
+    .run())
+}

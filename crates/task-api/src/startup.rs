@@ -1,11 +1,10 @@
 //! Builds the running service (database, outbox relay, ingest consumer, HTTP server) and stops
 //! it in order: requests first, then the relay's last round, then the consumer.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::web;
 use anyhow::Context;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use events::{EventCodec, Service};
@@ -89,20 +88,9 @@ impl Application {
 
         tokio::task::spawn_blocking(passwords::warm_up).await?;
 
-        let readiness = Readiness::new()
-            .with(
-                "kafka",
-                kit_http::kafka_probe(&config.common.kafka_bootstrap_servers),
-            )
-            .with(
-                "schema_registry",
-                kit_http::registry_probe(&config.common.schema_registry_url),
-            )
-            .with("database", kit_http::database_probe(db.clone()));
-        let listener = TcpListener::bind(config.common.bind_addr)
-            .with_context(|| format!("binding {}", config.common.bind_addr))?;
+        let (listener, port) = kit_http::bind(config.common.bind_addr)?;
         let address = listener.local_addr()?;
-        let port = address.port();
+        let readiness = Readiness::standard(&config.common, Some(db.clone()));
         let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             db: db.clone(),
@@ -113,27 +101,18 @@ impl Application {
             ws_public_url: config.ws_public_url.clone(),
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".to_owned()),
         });
-        let metrics_data = web::Data::new(metrics);
-        let readiness_data = web::Data::new(readiness);
         let verifier = web::Data::new(config.verifier.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::from_fn(kit_http::observe))
-                .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
-                .app_data(state.clone())
-                .app_data(metrics_data.clone())
-                .app_data(readiness_data.clone())
-                .app_data(verifier.clone())
-                .configure(kit_http::extractor_errors)
-                .configure(kit_http::operational_routes)
-                .configure(crate::http::routes)
-                .service(Scalar::with_url("/docs", openapi.clone()))
-                .default_service(web::to(kit_http::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(config.common.shutdown_timeout.as_secs())
-        .listen(listener)?
-        .run();
+        let server = kit_http::server(
+            listener,
+            config.common.shutdown_timeout,
+            metrics,
+            readiness,
+            move |cfg| {
+                cfg.app_data(state.clone()).app_data(verifier.clone());
+                crate::http::routes(cfg);
+                cfg.service(Scalar::with_url("/docs", openapi.clone()));
+            },
+        )?;
         let shown = if address.ip().is_unspecified() {
             format!("127.0.0.1:{port}")
         } else {

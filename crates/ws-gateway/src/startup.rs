@@ -1,13 +1,11 @@
 //! Builds the running gateway (hub, consumer, HTTP server) and stops it in order: connections
 //! are closed with 1001 going away first, then the server and the consumer.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware, web};
-use anyhow::Context;
+use actix_web::web;
 use events::{EventCodec, Service};
 use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::http::{self as kit_http, Readiness};
@@ -108,27 +106,17 @@ impl Application {
                 shutdown: shutdown.clone(),
             },
         }));
-        let listener = TcpListener::bind(config.bind_addr)
-            .with_context(|| format!("binding {}", config.bind_addr))?;
-        let port = listener.local_addr()?.port();
-        let metrics_data = web::Data::new(metrics);
-        let readiness_data = web::Data::new(readiness);
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::from_fn(kit_http::observe))
-                .app_data(metrics_data.clone())
-                .app_data(readiness_data.clone())
-                .app_data(gate.clone())
-                .configure(kit_http::extractor_errors)
-                .configure(kit_http::operational_routes)
-                .configure(crate::http::routes)
-                .default_service(web::to(kit_http::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout.as_secs())
-        .workers(2)
-        .listen(listener)?
-        .run();
+        let (listener, port) = kit_http::bind(config.bind_addr)?;
+        let server = kit_http::server(
+            listener,
+            config.shutdown_timeout,
+            metrics,
+            readiness,
+            move |cfg| {
+                cfg.app_data(gate.clone());
+                crate::http::routes(cfg);
+            },
+        )?;
         tracing::info!(port, instance = %hub.cursor(), "ws-gateway listening");
         Ok(Self {
             port,
