@@ -32,9 +32,24 @@ EVENTS="${BENCH_EVENTS:-200000}"
 if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q ': ready\|running'; then
     die "services of make dev are running; stop them first (make stop) so they do not consume the benchmark's events"
 fi
-"$SCRIPTS_DIR/cluster.sh" up
-"$SCRIPTS_DIR/postgres.sh" start
-"$SCRIPTS_DIR/smtp-sink.sh" start
+# What already answers on the contract's ports is used as it is, whoever started it (another
+# clone's `make test`, a CI run): starting ours would fail on the taken ports.
+if port_open 127.0.0.1 9092 && port_open 127.0.0.1 8081; then
+    log "Kafka and the registry already answer on 9092 and 8081: using them"
+    (cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- setup)
+else
+    "$SCRIPTS_DIR/cluster.sh" up
+fi
+if port_open 127.0.0.1 "${PGPORT:-5432}"; then
+    log "PostgreSQL already answers on ${PGPORT:-5432}: using it"
+else
+    "$SCRIPTS_DIR/postgres.sh" start
+fi
+if port_open 127.0.0.1 "${SMTP_SINK_SMTP_PORT:-1025}" && port_open 127.0.0.1 "${SMTP_SINK_HTTP_PORT:-8025}"; then
+    log "Mailpit already answers on ${SMTP_SINK_SMTP_PORT:-1025}/${SMTP_SINK_HTTP_PORT:-8025}: using it"
+else
+    "$SCRIPTS_DIR/smtp-sink.sh" start
+fi
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"

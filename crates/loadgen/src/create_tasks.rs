@@ -54,7 +54,7 @@ impl CreateTasks {
         }
         marks.delete_written().await?;
         outcome?;
-        let floor = EndToEnd::of_this_run(&self.repo, 600).await?;
+        let floor = EndToEnd::of_this_run(&self.repo, 1_000).await?;
         Ok(measured
             .iter()
             .flat_map(|(backend, m)| self.figures(*backend, m, &floor))

@@ -116,7 +116,7 @@ impl Reminders {
         marks.delete_written().await?;
         let m = measured?;
         let ceiling = ceiling.transpose()?;
-        let floor = EndToEnd::of_this_run(&self.repo, 600).await?;
+        let floor = EndToEnd::of_this_run(&self.repo, 1_000).await?;
         self.figures(&m, ceiling.as_ref(), &floor, in_mailpit)
     }
 

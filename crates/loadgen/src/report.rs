@@ -123,16 +123,58 @@ pub fn write(repo: &Path, versions: serde_json::Value) -> anyhow::Result<()> {
     let cell = |text: &str| text.replace('|', "\\|");
     for f in &report.figures {
         md.push_str(&format!(
-            "| {} | {:.1} | {} | {} | {:.1} | {:.2} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&f.name),
-            f.value,
+            number(f.value),
             cell(&f.unit),
             cell(&f.reference),
-            f.reference_value,
-            f.ratio,
+            number(f.reference_value),
+            ratio(f.ratio),
             cell(&f.notes)
         ));
     }
     std::fs::write(repo.join("bench/report.md"), md)?;
     Ok(())
+}
+
+/// A measured value: whole above 100, one decimal above 1, two significant digits below.
+fn number(v: f64) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.1}"),
+        0.0 => "0".to_owned(),
+        a => {
+            let decimals = (-a.log10()).floor() as usize + 2;
+            format!("{v:.decimals$}")
+        }
+    }
+}
+
+/// Two decimals, or two significant digits for a ratio below 0.01 (which would show as 0.00).
+fn ratio(r: f64) -> String {
+    if r != 0.0 && r.abs() < 0.01 {
+        let decimals = (-r.abs().log10()).ceil() as usize + 1;
+        format!("{r:.decimals$}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(super::ratio(0.92), "0.92");
+        assert_eq!(super::ratio(0.0013), "0.0013");
+        assert_eq!(super::ratio(0.0), "0.00");
+        assert_eq!(super::ratio(34.48), "34.48");
+    }
+
+    #[test]
+    fn values_show_what_matters() {
+        assert_eq!(super::number(46848.9), "46849");
+        assert_eq!(super::number(20.24), "20.2");
+        assert_eq!(super::number(0.132), "0.13");
+        assert_eq!(super::number(0.0456), "0.046");
+    }
 }

@@ -34,7 +34,8 @@ impl WsLatency {
         let marks = TopicMarks::take().await?;
         let measured = self.with_services().await;
         let floor = tokio::task::spawn_blocking({
-            let (repo, n) = (self.repo.clone(), self.creates.max(100));
+            // At least 1,000 messages, so the tool's own warm-up weighs little in its p99.
+            let (repo, n) = (self.repo.clone(), self.creates.max(1_000));
             move || EndToEnd::measure(&repo, n)
         })
         .await
