@@ -33,7 +33,7 @@ impl AuditRecorder {
             schema_id: meta.schema_id.map(i64::from),
             producer: meta.producer.clone(),
             trace_id: Some(meta.trace.trace_id()),
-            payload: event.to_json().to_string(),
+            payload: event.to_json_string(),
         }
     }
 

@@ -442,6 +442,12 @@ impl AnyEvent {
         }
     }
 
+    /// The event as JSON text with its Avro field names, serialised directly (no intermediate
+    /// `Value`): what a log or an audit row stores.
+    pub fn to_json_string(&self) -> String {
+        with_event!(self, e => serde_json::to_string(e).unwrap_or_default())
+    }
+
     /// The event as JSON with its Avro field names, e.g. for an audit log or a WebSocket.
     pub fn to_json(&self) -> serde_json::Value {
         with_event!(self, e => serde_json::to_value(e).unwrap_or(serde_json::Value::Null))

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub event_processing_seconds: HistogramVec,
     /// Events handled, by outcome (applied, duplicate, dead_lettered).
     pub events_total: IntCounterVec,
+    /// Events handled together in one batch (1 when the handler does not batch).
+    pub batch_size: HistogramVec,
     /// Retries of events after a retryable failure.
     pub event_retries_total: IntCounterVec,
     /// Events sent to a dead-letter topic, by reason.
@@ -53,6 +55,13 @@ impl Metrics {
             &["topic", "outcome"],
         )
         .expect("valid metric");
+        let batch_size = HistogramVec::new(
+            HistogramOpts::new("event_batch_size", "Events handled together in one batch").buckets(
+                vec![1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+            ),
+            &["topic"],
+        )
+        .expect("valid metric");
         let event_retries_total = IntCounterVec::new(
             Opts::new("event_retries_total", "Retries after a retryable failure"),
             &["topic"],
@@ -78,6 +87,7 @@ impl Metrics {
             Box::new(consumer_lag.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(event_processing_seconds.clone()),
             Box::new(events_total.clone()),
+            Box::new(batch_size.clone()),
             Box::new(event_retries_total.clone()),
             Box::new(dead_letters_total.clone()),
             Box::new(http_requests_total.clone()),
@@ -90,6 +100,7 @@ impl Metrics {
             consumer_lag,
             event_processing_seconds,
             events_total,
+            batch_size,
             event_retries_total,
             dead_letters_total,
             http_requests_total,

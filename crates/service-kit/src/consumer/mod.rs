@@ -162,7 +162,7 @@ impl ConsumerSettings {
             group_id,
             topics: service.consumes().to_vec(),
             retry: RetryPolicy::default(),
-            max_queued_per_partition: 1000,
+            max_queued_per_partition: 10_000,
             drain_timeout: Duration::from_secs(20),
             overrides: Vec::new(),
         }

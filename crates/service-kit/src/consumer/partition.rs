@@ -88,6 +88,11 @@ pub(crate) async fn run<H: EventHandler>(
             break;
         }
         let started = Instant::now();
+        shared
+            .metrics
+            .batch_size
+            .with_label_values(&[state.topic.as_str()])
+            .observe(batch.len() as f64);
         let (done, outcome) = process_batch(&shared, &state, &batch).await;
         if done > 0 {
             let last = &batch[done - 1];
