@@ -177,7 +177,18 @@ impl TopicAdmin {
         }
 
         let names: Vec<&str> = desired.iter().map(|d| d.name.as_str()).collect();
-        let states = self.describe(&names).await?;
+        // A topic just created may not be in every broker's metadata yet: wait for it (bounded).
+        let deadline = Instant::now() + self.timeout;
+        let states = loop {
+            match self.describe(&names).await {
+                Err(AdminError::Mismatch { ref problem, .. })
+                    if problem == "does not exist" && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => break other?,
+            }
+        };
         let mut outcome = Vec::with_capacity(desired.len());
         for (d, state) in desired.iter().zip(&states) {
             if created.contains(&d.name) {
