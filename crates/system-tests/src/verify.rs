@@ -107,6 +107,8 @@ pub struct Counts {
     pub accepted: usize,
     pub events: usize,
     pub redelivered_copies: usize,
+    /// Topics that carried a second copy of some event (same event id), with the count.
+    pub copies_by_topic: Vec<(Topic, usize)>,
     pub next_occurrences: usize,
     pub reminders: usize,
     pub emails: usize,
@@ -135,6 +137,13 @@ pub async fn check(
         ..Default::default()
     };
     counts.redelivered_copies = seen.len() - distinct(seen.iter()).len();
+    for topic in Topic::ALL {
+        let on_topic: Vec<&Seen> = seen.iter().filter(|s| s.event.topic() == topic).collect();
+        let copies = on_topic.len() - distinct(on_topic.iter().copied()).len();
+        if copies > 0 {
+            counts.copies_by_topic.push((topic, copies));
+        }
+    }
 
     let task_events = |topic: Topic, task: &str, version: Option<i64>| {
         distinct(seen.iter().filter(|s| {

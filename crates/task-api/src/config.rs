@@ -55,8 +55,11 @@ pub struct OutboxSettings {
     /// `OUTBOX_POLL_INTERVAL_MS`, default 500: how often to look for rows written by other
     /// instances (own writes wake the relay at once).
     pub poll_interval: Duration,
-    /// `OUTBOX_PUBLISH_TIMEOUT_MS`, default 10 000: how long a message may wait for the brokers
-    /// before the round is given up and retried.
+    /// `OUTBOX_PUBLISH_TIMEOUT_MS`, default 30 000: how long a message may wait for the brokers
+    /// before the round is given up and retried. Longer than a leader failover (a dead broker
+    /// is noticed after the 10 s session timeout, then a new leader is elected): a send given up
+    /// during a failover may still have been written, and its retry is then a second copy of
+    /// the event on the topic (consumers drop it by event id, but fewer is better).
     pub publish_timeout: Duration,
     /// `OUTBOX_RETENTION_MS`, default one day: how long sent rows are kept (for inspection).
     pub retention: Duration,
@@ -67,7 +70,7 @@ impl Default for OutboxSettings {
         Self {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
-            publish_timeout: Duration::from_secs(10),
+            publish_timeout: Duration::from_secs(30),
             retention: Duration::from_secs(24 * 60 * 60),
         }
     }
