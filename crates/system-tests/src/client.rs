@@ -141,6 +141,8 @@ pub fn task_of(message: &Value) -> Option<&str> {
 /// A WebSocket connection to the gateway that records what it receives.
 pub struct WsClient {
     pub received: Arc<Mutex<Vec<Value>>>,
+    /// The close code once the connection ended (1006 when it ended without a close frame).
+    pub closed: Arc<Mutex<Option<u16>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -151,7 +153,9 @@ impl WsClient {
             .await
             .expect("WebSocket upgrade");
         let received = Arc::new(Mutex::new(Vec::new()));
+        let closed: Arc<Mutex<Option<u16>>> = Arc::default();
         let sink = received.clone();
+        let close_code = closed.clone();
         let task = tokio::spawn(async move {
             let (mut write, mut read) = stream.split();
             while let Some(Ok(msg)) = read.next().await {
@@ -164,12 +168,26 @@ impl WsClient {
                     Message::Ping(p) => {
                         let _ = write.send(Message::Pong(p)).await;
                     }
-                    Message::Close(_) => break,
+                    Message::Close(frame) => {
+                        *close_code.lock().unwrap() =
+                            Some(frame.map_or(1005, |f| u16::from(f.code)));
+                        return;
+                    }
                     _ => {}
                 }
             }
+            *close_code.lock().unwrap() = Some(1006);
         });
-        Self { received, task }
+        Self {
+            received,
+            closed,
+            task,
+        }
+    }
+
+    /// The close code, if the connection has ended.
+    pub fn close_code(&self) -> Option<u16> {
+        *self.closed.lock().unwrap()
     }
 
     pub fn messages(&self) -> Vec<Value> {

@@ -114,6 +114,8 @@ pub struct Counts {
     pub emails: usize,
     pub audit_entries: usize,
     pub ws_messages: usize,
+    /// Close codes of the checked WebSockets that ended during the run (each one is a problem).
+    pub ws_closed: Vec<u16>,
 }
 
 fn distinct<'a>(seen: impl Iterator<Item = &'a Seen>) -> HashSet<&'a str> {
@@ -260,9 +262,15 @@ pub async fn check(
             problems.push(format!("audit of {}: {missing} events missing", user.id));
         }
     }
-    // WebSocket clients that stayed connected got every message of their user, once.
+    // WebSocket clients stay connected (the gateway must not drop them, e.g. as too slow
+    // during the burst after an outage) and get every message of their user, once.
     let ws_topics = events::Service::WsGateway.consumes();
     for (user, socket) in sockets {
+        if let Some(code) = socket.close_code() {
+            counts.ws_closed.push(code);
+            problems.push(format!("WebSocket of {user}: closed with code {code}"));
+            continue;
+        }
         let received: Vec<String> = socket
             .messages()
             .iter()

@@ -116,7 +116,7 @@ impl Load {
         assert!(counts.accepted > 0, "{scenario}: the load did nothing");
         println!(
             "[chaos] {scenario}: recovered {:.1} s after healing; accepted {} requests (refused {}), {} events ({} redelivered copies), \
-             {} next occurrences, {} reminders, {} emails, {} audit entries, {} WebSocket messages{}",
+             {} next occurrences, {} reminders, {} emails, {} audit entries, {} WebSocket messages (sockets closed: {:?}){}",
             healed_at.elapsed().as_secs_f64(),
             counts.accepted,
             self.ledger.refused_count(),
@@ -127,6 +127,7 @@ impl Load {
             counts.emails,
             counts.audit_entries,
             counts.ws_messages,
+            counts.ws_closed,
             if check_sockets {
                 ""
             } else {

@@ -8,7 +8,7 @@
 //! | `BIND_ADDR` | `127.0.0.1:8001` | listen address |
 //! | `SHUTDOWN_TIMEOUT_MS` | 20000 | bound on the graceful stop |
 //! | `WS_ALLOWED_ORIGINS` | `http://127.0.0.1:8000,http://localhost:8000` | browser origins allowed to connect (`*` = any); requests without `Origin` (non-browser clients) are allowed |
-//! | `WS_SEND_QUEUE` | 256 | messages queued per connection before the client counts as too slow and is closed (4008) |
+//! | `WS_SEND_QUEUE` | 2048 | messages queued per connection before the client counts as too slow and is closed (4008); large enough for the burst that follows a Kafka outage (entries share the rendered message, so a full queue costs little) |
 //! | `WS_PING_INTERVAL_MS` | 20000 | how often the server pings each connection |
 //! | `WS_CLIENT_TIMEOUT_MS` | 60000 | a connection silent for this long (no pong, no message) is closed (4002) |
 //! | `WS_MAX_CONNECTIONS_PER_USER` | 32 | further upgrades of that user get 429 |
@@ -59,7 +59,7 @@ pub struct ConnectionSettings {
 impl Default for ConnectionSettings {
     fn default() -> Self {
         Self {
-            send_queue: 256,
+            send_queue: 2048,
             ping_interval: Duration::from_secs(20),
             client_timeout: Duration::from_secs(60),
             max_per_user: 32,
