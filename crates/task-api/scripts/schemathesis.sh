@@ -7,16 +7,19 @@
 #
 # Usage: crates/task-api/scripts/schemathesis.sh [path/to/task-api binary]
 # Needs the local cluster and registry (KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL defaults).
+# `make test` runs it through crates/task-api/tests/schemathesis.rs. Schemathesis lives in a venv
+# of its own under the cache folder (its dependencies stay apart from the test venv's).
 set -euo pipefail
 BIN=${1:-${CARGO_TARGET_DIR:-target}/debug/task-api}
 WORK=$(mktemp -d)
 PORT=${ST_PORT:-18000}
-VENV=${ST_VENV:-$WORK/venv}
+VENV=${ST_VENV:-${TODO_CACHE_DIR:-$HOME/.cache/todo-platform}/venv-schemathesis}
+ST_VERSION=4.32.5
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-if [ ! -x "$VENV/bin/st" ]; then
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q schemathesis
+    "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 openssl genpkey -algorithm ed25519 -out "$WORK/private.pem" 2>/dev/null
 openssl pkey -in "$WORK/private.pem" -pubout -out "$WORK/public.pem"
