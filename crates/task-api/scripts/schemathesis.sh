@@ -18,7 +18,10 @@ ST_VERSION=4.32.5
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -qF "$ST_VERSION"; then
-    python3 -m venv "$VENV"
+    # Debian's interpreter when there is one (python3-venv belongs to it; install-deps.sh)
+    PY=/usr/bin/python3
+    [ -x "$PY" ] || PY=$(command -v python3)
+    "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q "schemathesis==$ST_VERSION"
 fi
 openssl genpkey -algorithm ed25519 -out "$WORK/private.pem" 2>/dev/null
