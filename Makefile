@@ -30,8 +30,7 @@ status:
 
 ## make chaos: the reliability suite in its long mode (60 s outages, ten kills per service)
 chaos:
-	scripts/cluster.sh up && scripts/postgres.sh start && scripts/smtp-sink.sh start
-	CHAOS_MODE=long cargo test -p system-tests --test chaos -- --nocapture --test-threads=1
+	CHAOS_MODE=long scripts/test.sh -p system-tests --test chaos -- --nocapture --test-threads=1
 
 ## make bench: every benchmark, one report in bench/report.md (release builds)
 bench:

@@ -23,6 +23,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPTS_DIR="$REPO_ROOT/scripts"
 CACHE_DIR="${TODO_CACHE_DIR:-$HOME/.cache/todo-platform}"
 RUN_DIR="${TODO_RUN_DIR:-$REPO_ROOT/.run}"
+# Written by test runs, which publish to the shared topics: the next `make dev` starts its
+# consumer groups after what they wrote instead of acting on it (scripts/dev.sh).
+TEST_TRAFFIC_MARK="$RUN_DIR/topics-hold-test-traffic"
 LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 

@@ -45,6 +45,10 @@ enum Command {
     /// unless the group already has committed offsets: a fresh local environment then starts
     /// from now instead of replaying whatever earlier test runs left on the shared topics.
     StartGroupsAtEnd {
+        /// Move groups that have committed offsets too (`make dev` after a test run: what the
+        /// tests wrote since is not this environment's to act on).
+        #[arg(long)]
+        even_committed: bool,
         /// Services (default: all five), by name.
         services: Vec<String>,
     },
@@ -82,9 +86,10 @@ async fn main() -> Result<()> {
         Command::DlqReplay { topic, dry_run } => {
             dlq::replay(&cli.bootstrap_servers, &topic, dry_run).await
         }
-        Command::StartGroupsAtEnd { services } => {
-            start_groups_at_end(&cli.bootstrap_servers, &services)
-        }
+        Command::StartGroupsAtEnd {
+            even_committed,
+            services,
+        } => start_groups_at_end(&cli.bootstrap_servers, &services, even_committed),
         Command::Catalogue { dead_letters } => {
             catalogue(dead_letters);
             Ok(())
@@ -171,7 +176,7 @@ async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
     Ok(())
 }
 
-fn start_groups_at_end(bootstrap: &str, names: &[String]) -> Result<()> {
+fn start_groups_at_end(bootstrap: &str, names: &[String], even_committed: bool) -> Result<()> {
     use events::Service;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use std::time::Duration;
@@ -205,10 +210,11 @@ fn start_groups_at_end(bootstrap: &str, names: &[String]) -> Result<()> {
             }
         }
         let committed = consumer.committed_offsets(tpl, timeout)?;
-        if committed
-            .elements()
-            .iter()
-            .any(|e| e.offset().to_raw().is_some_and(|o| o >= 0))
+        if !even_committed
+            && committed
+                .elements()
+                .iter()
+                .any(|e| e.offset().to_raw().is_some_and(|o| o >= 0))
         {
             println!("{}: has committed offsets, left alone", service.name());
             continue;
