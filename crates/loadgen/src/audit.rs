@@ -1,5 +1,7 @@
 //! Audit ingest rate from a pre-filled topic, on SQLite and on PostgreSQL, beside the rate of
-//! Kafka's own `kafka-consumer-perf-test` reading the same topic in the same run.
+//! Kafka's own `kafka-consumer-perf-test` reading the same topic in the same run, and beside
+//! what each database itself takes into the audit table (one server-side `INSERT … SELECT` of
+//! as many generated rows of the same size: no client, no Kafka, no decoding).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -7,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use events::{EventCodec, EventPublisher, Service, Topic, sample};
+use events::{Event, EventCodec, EventPublisher, Service, Topic, sample};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use service_kit::config::DatabaseUrl;
 use service_kit::testing::{self, Backend};
@@ -36,20 +38,39 @@ impl AuditIngest {
         );
 
         let ceiling = self.kafka_ceiling(topic, filled)?;
+        let payload_len = sample::task_created("loadgen")
+            .into_any()
+            .to_json_string()
+            .len();
         let mut figures = Vec::new();
         for backend in [Backend::Sqlite, Backend::Postgres] {
             let rate = self.ingest(backend, &start, filled).await?;
+            let database = database_ceiling(backend, filled, payload_len).await?;
             let name = match backend {
                 Backend::Sqlite => "audit ingest (SQLite)",
                 Backend::Postgres => "audit ingest (PostgreSQL)",
             };
+            let load =
+                format!("{filled} task.created events, batches of up to 500 per transaction");
             figures.push(Figure::new(
                 name,
                 "events/s",
                 rate,
                 "kafka-consumer-perf-test, same topic",
                 ceiling,
-                format!("{filled} task.created events, batches of up to 500 per transaction"),
+                load.clone(),
+            ));
+            figures.push(Figure::new(
+                name,
+                "events/s",
+                rate,
+                "INSERT … SELECT into the audit table, same database",
+                database,
+                format!(
+                    "{load}; the ceiling: {filled} generated rows with {payload_len}-byte payloads \
+                     in one server-side statement on a fresh database with the service's \
+                     migrations (no client, no Kafka, no decoding)"
+                ),
             ));
         }
         self.clean_up(topic, &end).await?;
@@ -208,6 +229,50 @@ fn position_at_fill(group: &str, start: &[i64]) -> anyhow::Result<()> {
     }
     consumer.commit(&tpl, CommitMode::Sync)?;
     Ok(())
+}
+
+/// Rows per second the database itself takes into the audit table: one `INSERT … SELECT` of
+/// `rows` generated rows (64 users, unique ids, payloads of `payload_len` bytes), timed around
+/// the statement, on a fresh database with the service's migrations and indexes.
+async fn database_ceiling(backend: Backend, rows: i64, payload_len: usize) -> anyhow::Result<f64> {
+    use diesel::RunQueryDsl;
+    use service_kit::db::DbConnection;
+    let db_url = testing::fresh_database(backend);
+    let db = service_kit::db::Database::connect(&db_url, audit_service_migrations())?;
+    let columns = "event_id, topic, kafka_partition, kafka_offset, message_key, event_type, \
+                   user_id, task_id, event_time, recorded_at, schema_id, producer, trace_id, payload";
+    let now = events::now_millis();
+    let seconds = db
+        .run(move |conn| {
+            let started = Instant::now();
+            match conn {
+                DbConnection::Postgresql(c) => diesel::sql_query(format!(
+                    "INSERT INTO audit_events ({columns}) SELECT gen_random_uuid()::text, \
+                     'task.created', g % 12, g, gen_random_uuid()::text, 'TaskCreated', \
+                     'user-' || (g % 64), gen_random_uuid()::text, {now} + g, {now} + g, 4, \
+                     'loadgen', md5(g::text), repeat('x', {payload_len}) \
+                     FROM generate_series(1, {rows}) g ON CONFLICT (event_id) DO NOTHING"
+                ))
+                .execute(c)?,
+                DbConnection::Sqlite(c) => diesel::sql_query(format!(
+                    "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) \
+                     INSERT OR IGNORE INTO audit_events ({columns}) SELECT lower(hex(randomblob(16))), \
+                     'task.created', n % 12, n, lower(hex(randomblob(16))), 'TaskCreated', \
+                     'user-' || (n % 64), lower(hex(randomblob(16))), {now} + n, {now} + n, 4, \
+                     'loadgen', lower(hex(randomblob(16))), replace(hex(zeroblob({payload_len})), '00', 'x') FROM g"
+                ))
+                .execute(c)?,
+            };
+            Ok(started.elapsed().as_secs_f64())
+        })
+        .await?;
+    let rate = rows as f64 / seconds;
+    println!(
+        "database ceiling on {backend:?}: {rows} rows in one INSERT … SELECT in {seconds:.2} s = {rate:.0} rows/s"
+    );
+    drop(db);
+    crate::services::drop_database(&db_url);
+    Ok(rate)
 }
 
 fn audit_service_migrations() -> service_kit::db::Migrations {

@@ -11,7 +11,7 @@
 //! | `create-tasks [--seconds 10] [--concurrency 16]` | `POST /api/tasks` throughput and p50/p99 on SQLite and on PostgreSQL; 201 → event readable on Kafka p50/p99 | `GET /healthz` of the same server (same load); a raw insert+commit loop on the same pool; Kafka's end-to-end latency |
 //! | `reminders [--reminders 10000] [--spread-ms 60000] [--burst 10000]` | lateness remind-at → reminder.triggered p50/p99/max; mail delivery throughput to Mailpit (burst phase) | Kafka's end-to-end latency; lettre sending as many mails straight to the same Mailpit at the same concurrency |
 //! | `ws-connections --gateway-bin <path> [--connections 10000]` | concurrent connections the gateway binary holds (each then gets its user's event); gateway memory per connection | the 10,000 target; the idle gateway's own RSS |
-//! | `audit-ingest --audit-bin <path> [--events 200000]` | audit-service ingest rate on SQLite and PostgreSQL | `kafka-consumer-perf-test` on the same topic |
+//! | `audit-ingest --audit-bin <path> [--events 200000]` | audit-service ingest rate on SQLite and PostgreSQL | `kafka-consumer-perf-test` on the same topic; one server-side `INSERT … SELECT` of as many rows into the audit table, same database |
 //! | `report [--version name=x]` | writes `bench/report.md` and `bench/report.json` from the run's figures | |
 //!
 //! Each benchmark is bounded in time and cleans up after itself: fresh databases are dropped,
