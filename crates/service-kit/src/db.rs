@@ -122,30 +122,38 @@ pub enum Backend {
 pub struct Database {
     pool: DbPool,
     backend: Backend,
+    url: DatabaseUrl,
+}
+
+fn build_pool(url: &DatabaseUrl, max_size: Option<u32>) -> Result<(DbPool, Backend), DbError> {
+    let (manager, backend, default_size) = match url {
+        DatabaseUrl::Sqlite(path) => (ConnectionManager::new(path.as_str()), Backend::Sqlite, 4),
+        DatabaseUrl::Postgres(url) => (ConnectionManager::new(url.as_str()), Backend::Postgres, 10),
+    };
+    let max_size = max_size.unwrap_or_else(|| {
+        std::env::var("DATABASE_POOL_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default_size)
+    });
+    let pool = Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(manager)?;
+    Ok((pool, backend))
 }
 
 impl Database {
     /// Open the pool (connections are made lazily after the first) and run the migrations.
     pub fn connect(url: &DatabaseUrl, migrations: Migrations) -> Result<Self, DbError> {
-        let (manager, backend, max_size) = match url {
-            DatabaseUrl::Sqlite(path) => {
-                (ConnectionManager::new(path.as_str()), Backend::Sqlite, 4)
-            }
-            DatabaseUrl::Postgres(url) => {
-                (ConnectionManager::new(url.as_str()), Backend::Postgres, 10)
-            }
+        let (pool, backend) = build_pool(url, None)?;
+        let db = Self {
+            pool,
+            backend,
+            url: url.clone(),
         };
-        let max_size = std::env::var("DATABASE_POOL_SIZE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(max_size);
-        let pool = Pool::builder()
-            .max_size(max_size)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(manager)?;
-        let db = Self { pool, backend };
         let mut conn = db.pool.get()?;
         let (kit, own) = match backend {
             Backend::Sqlite => (&KIT_SQLITE, migrations.sqlite),
@@ -172,6 +180,18 @@ impl Database {
         }
         result?;
         Ok(db)
+    }
+
+    /// A pool of its own on the same database, of `size` connections, for background work that
+    /// must not queue behind request handling for a connection (the outbox relay: under load
+    /// its rounds waited up to seconds for the shared pool). No migrations: `connect` ran them.
+    pub fn dedicated(&self, size: u32) -> Result<Self, DbError> {
+        let (pool, backend) = build_pool(&self.url, Some(size))?;
+        Ok(Self {
+            pool,
+            backend,
+            url: self.url.clone(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -58,8 +58,16 @@ impl Application {
         let relay_stop = Shutdown::new();
         let wakeup = Arc::new(Notify::new());
 
+        // The relay holds its connection for a whole round; with a pool of its own it never
+        // waits behind the API's requests (which kept it from publishing for seconds under load).
+        let relay_db = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || db.dedicated(2))
+                .await?
+                .context("opening the outbox relay's connections")?
+        };
         let outbox_relay = OutboxRelay::new(
-            db.clone(),
+            relay_db,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
             config.outbox,
