@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::web;
 use anyhow::Context;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use events::{EventCodec, EventPublisher, Service, Topic};
 use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
-use service_kit::http::{self as kit_http, Readiness};
+use service_kit::http as kit_http;
 use service_kit::metrics::Metrics;
 use service_kit::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -139,21 +138,12 @@ impl Application {
             shutdown.clone(),
         )?;
 
-        let (listener, port) = kit_http::bind(config.common.bind_addr)?;
-        let readiness = Readiness::standard(&config.common, Some(db.clone()));
-        let (db_data, verifier) = (
-            web::Data::new(db.clone()),
-            web::Data::new(config.verifier.clone()),
-        );
-        let server = kit_http::server(
-            listener,
-            config.common.shutdown_timeout,
+        let (server, port) = kit_http::database_api_server(
+            &config.common,
+            &db,
+            &config.verifier,
             metrics,
-            readiness,
-            move |cfg| {
-                cfg.app_data(db_data.clone()).app_data(verifier.clone());
-                crate::http::routes(cfg);
-            },
+            crate::http::routes,
         )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {

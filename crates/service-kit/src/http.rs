@@ -474,6 +474,33 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<(std::net::TcpListene
     Ok((listener, port))
 }
 
+/// The HTTP server of a service whose API reads its own database behind JWT (the audit,
+/// notification and recurring-task services): [`server`] on the configured address with the
+/// pool and the token verifier as app data, ready when Kafka, the registry and the database
+/// answer. Returns the server and the port it got.
+pub fn database_api_server(
+    config: &crate::config::CommonConfig,
+    db: &crate::db::Database,
+    verifier: &crate::auth::TokenVerifier,
+    metrics: Metrics,
+    routes: fn(&mut web::ServiceConfig),
+) -> std::io::Result<(actix_web::dev::Server, u16)> {
+    let (listener, port) = bind(config.bind_addr)?;
+    let readiness = Readiness::standard(config, Some(db.clone()));
+    let (db, verifier) = (web::Data::new(db.clone()), web::Data::new(verifier.clone()));
+    let server = server(
+        listener,
+        config.shutdown_timeout,
+        metrics,
+        readiness,
+        move |cfg| {
+            cfg.app_data(db.clone()).app_data(verifier.clone());
+            routes(cfg);
+        },
+    )?;
+    Ok((server, port))
+}
+
 /// The HTTP server every service runs: the tracing/metrics middleware, `nosniff`, problem
 /// documents for extractor errors and unknown routes, `/healthz`, `/readyz`, `/metrics`, and
 /// whatever `configure` adds (the service's app data and routes). Signals are the service's
