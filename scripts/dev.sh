@@ -23,12 +23,10 @@ trap stop_all INT TERM
 # there; later starts resume from the groups' committed offsets, unless tests ran in between:
 # then the groups move past what the tests wrote (events this environment published and had
 # not yet consumed when it stopped are skipped with them; its own stop drains what it can).
-if [[ -e "$TEST_TRAFFIC_MARK" ]]; then
-    (cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- start-groups-at-end --even-committed)
-    rm -f "$TEST_TRAFFIC_MARK"
-else
-    (cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- start-groups-at-end)
-fi
+positioning=()
+[[ -e "$TEST_TRAFFIC_MARK" ]] && positioning=(--even-committed)
+(cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- start-groups-at-end "${positioning[@]}")
+rm -f "$TEST_TRAFFIC_MARK"
 if [[ "$DATABASE" == postgres ]]; then
     "$SCRIPTS_DIR/postgres.sh" start
 fi
