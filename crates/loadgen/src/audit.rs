@@ -242,13 +242,15 @@ async fn database_ceiling(backend: Backend, rows: i64, payload_len: usize) -> an
     let columns = "event_id, topic, kafka_partition, kafka_offset, message_key, event_type, \
                    user_id, task_id, event_time, recorded_at, schema_id, producer, trace_id, payload";
     let now = events::now_millis();
+    let topic = Topic::TaskCreated.name();
+    let event_type = audit_service::domain::event_type(Topic::TaskCreated);
     let seconds = db
         .run(move |conn| {
             let started = Instant::now();
             match conn {
                 DbConnection::Postgresql(c) => diesel::sql_query(format!(
                     "INSERT INTO audit_events ({columns}) SELECT gen_random_uuid()::text, \
-                     'task.created', g % 12, g, gen_random_uuid()::text, 'TaskCreated', \
+                     '{topic}', g % 12, g, gen_random_uuid()::text, '{event_type}', \
                      'user-' || (g % 64), gen_random_uuid()::text, {now} + g, {now} + g, 4, \
                      'loadgen', md5(g::text), repeat('x', {payload_len}) \
                      FROM generate_series(1, {rows}) g ON CONFLICT (event_id) DO NOTHING"
@@ -257,7 +259,7 @@ async fn database_ceiling(backend: Backend, rows: i64, payload_len: usize) -> an
                 DbConnection::Sqlite(c) => diesel::sql_query(format!(
                     "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) \
                      INSERT OR IGNORE INTO audit_events ({columns}) SELECT lower(hex(randomblob(16))), \
-                     'task.created', n % 12, n, lower(hex(randomblob(16))), 'TaskCreated', \
+                     '{topic}', n % 12, n, lower(hex(randomblob(16))), '{event_type}', \
                      'user-' || (n % 64), lower(hex(randomblob(16))), {now} + n, {now} + n, 4, \
                      'loadgen', lower(hex(randomblob(16))), replace(hex(zeroblob({payload_len})), '00', 'x') FROM g"
                 ))
