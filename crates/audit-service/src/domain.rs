@@ -1,7 +1,7 @@
 //! Query parameters of the audit API, parsed at the edge into types that are valid by
 //! construction, and the opaque cursors of its pages.
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use events::Topic;
 use serde::Deserialize;
 use service_kit::http::Problem;
@@ -159,12 +159,7 @@ impl HistoryCursor {
     }
 }
 
-/// RFC 3339 (UTC, milliseconds) of an epoch-ms time.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub use events::time::rfc3339;
 
 /// The event type as shown to clients: the topic's event in snake case (`task_created`).
 pub fn event_type(topic: Topic) -> &'static str {

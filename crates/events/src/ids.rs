@@ -12,14 +12,6 @@ fn v5(parts: &[&str]) -> Uuid {
     Uuid::new_v5(&NAMESPACE, parts.join("/").as_bytes())
 }
 
-fn channel_name(channel: NotificationChannel) -> &'static str {
-    match channel {
-        NotificationChannel::Email => "email",
-        NotificationChannel::Webhook => "webhook",
-        NotificationChannel::InApp => "in_app",
-    }
-}
-
 /// The task id of occurrence `index` (0-based) of a recurring series.
 pub fn occurrence_task_id(series_id: &str, index: i64) -> Uuid {
     v5(&["occurrence", series_id, &index.to_string()])
@@ -31,13 +23,13 @@ pub fn reminder_id(task_id: &str, remind_at: EpochMillis, channel: NotificationC
         "reminder",
         task_id,
         &remind_at.to_string(),
-        channel_name(channel),
+        channel.as_str(),
     ])
 }
 
 /// The id of the notification that delivers a reminder on a channel.
 pub fn notification_id(reminder_id: &str, channel: NotificationChannel) -> Uuid {
-    v5(&["notification", reminder_id, channel_name(channel)])
+    v5(&["notification", reminder_id, channel.as_str()])
 }
 
 /// A deterministic event id for an event derived from another one (e.g. the task.created of a

@@ -5,22 +5,29 @@
 //! * [`codec`]: Confluent wire-format encoding/decoding through the schema registry;
 //! * [`publish`]: typed publishing with the idempotent producer;
 //! * [`registry`]: registry administration for tooling and tests;
-//! * [`validate`]: the checks that reject well-typed but impossible events.
+//! * [`validate`]: the checks that reject well-typed but impossible events;
+//! * [`names`]: the client-facing names of the enums (`as_str`, `FromStr`);
+//! * [`task_view`]: the task as clients see it, read from any task event.
 
 pub mod admin;
 pub mod catalogue;
 pub mod codec;
 pub mod ids;
 pub mod model;
+pub mod names;
 pub mod publish;
 pub mod registry;
 pub mod sample;
+pub mod task_view;
+pub mod time;
 pub mod validate;
 
 pub use catalogue::{DeadLetterTopic, Service, Topic, TopicSpec};
 pub use codec::{DecodeError, EncodeError, EventCodec};
 pub use model::*;
+pub use names::UnknownName;
 pub use publish::{Delivered, EventPublisher, PublishError, headers, producer_config};
+pub use task_view::{DeletedTaskView, RecurrenceView, ReminderView, Role, TaskState, TaskView};
 pub use validate::{InvalidEvent, Validate};
 
 /// Now as epoch milliseconds, the unit of every time on the wire.

@@ -107,7 +107,7 @@ impl WsLatency {
         let (warm_id, _) = services::create_task(&http, base, &user.token, "warm-up").await?;
         loop {
             let m = ws_client::next_json(&mut ws, Duration::from_secs(60)).await?;
-            if m["data"]["task"]["id"] == warm_id.as_str() {
+            if m["data"]["id"] == warm_id.as_str() {
                 break;
             }
         }
@@ -119,7 +119,7 @@ impl WsLatency {
                 let m = ws_client::next_json(&mut ws, Duration::from_secs(60)).await?;
                 let at = Instant::now();
                 if m["type"] == "task_created"
-                    && let Some(id) = m["data"]["task"]["id"].as_str()
+                    && let Some(id) = m["data"]["id"].as_str()
                 {
                     arrivals.insert(id.to_owned(), at);
                 }

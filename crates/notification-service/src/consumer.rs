@@ -18,7 +18,7 @@ use service_kit::telemetry::TraceContext;
 use tokio::sync::Notify;
 
 use crate::domain::schedule::TaskSnapshot;
-use crate::domain::{DeliveryState, ReminderState, channel_name, channels_to_text};
+use crate::domain::{DeliveryState, ReminderState, channels_to_text};
 use crate::metrics::NotificationMetrics;
 use crate::storage::deliveries::{self, NewDelivery};
 use crate::storage::reminders;
@@ -200,7 +200,7 @@ fn record_delivery(
         task_title: e.task_title.clone(),
         task_version: e.task_version,
         due_date: e.due_date,
-        channel: channel_name(e.channel).to_owned(),
+        channel: e.channel.as_str().to_owned(),
         remind_at: e.remind_at,
         fired_at: e.fired_at,
         late: e.late,

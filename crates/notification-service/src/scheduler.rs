@@ -13,8 +13,8 @@ use service_kit::telemetry::TraceContext;
 use tokio::sync::Notify;
 
 use crate::config::ScheduleSettings;
+use crate::domain::ReminderState;
 use crate::domain::schedule::{Firing, firing};
-use crate::domain::{ReminderState, parse_channel};
 use crate::due_loop::{DuePass, Next};
 use crate::metrics::NotificationMetrics;
 use crate::storage::outbox;
@@ -106,7 +106,7 @@ impl ReminderScheduler {
                 let (mut on_time, mut late, mut expired) = (Vec::new(), Vec::new(), Vec::new());
                 let mut entries = Vec::with_capacity(due.len());
                 for row in &due {
-                    let Some(channel) = parse_channel(&row.channel) else {
+                    let Some(channel) = row.channel.parse::<NotificationChannel>().ok() else {
                         // Written by this service from a valid channel: cannot happen.
                         expired.push(row.reminder_id.as_str());
                         continue;

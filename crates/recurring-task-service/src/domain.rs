@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use events::{
-    AnyEvent, EpochMillis, Priority, Recurrence, Reminder, TaskCreatedEvent, TaskStatus, ids,
+    AnyEvent, EpochMillis, Priority, Recurrence, Reminder, TaskCreatedEvent, TaskState, TaskStatus,
+    ids,
 };
 use recurrence::{RecurrenceRule, RuleError};
 use serde::{Deserialize, Serialize};
@@ -163,97 +164,60 @@ fn occurrence_index(index: Option<i64>) -> Result<u32, RejectedEvent> {
     u32::try_from(index).map_err(|_| RejectedEvent::Index(index))
 }
 
-/// The template fields every task event carries.
-macro_rules! template_of {
-    ($e:expr) => {
-        Template {
-            title: $e.title.clone(),
-            description: $e.description.clone(),
-            priority: $e.priority,
-            category_id: $e.category_id.clone(),
-            tags: $e.tags.clone(),
-            reminders: $e.reminders.clone(),
+impl Template {
+    /// What the next occurrence copies from this task.
+    fn of(task: &TaskState) -> Self {
+        Self {
+            title: task.title.clone(),
+            description: task.description.clone(),
+            priority: task.priority,
+            category_id: task.category_id.clone(),
+            tags: task.tags.clone(),
+            reminders: task.reminders.clone(),
         }
-    };
+    }
 }
 
 impl SeriesEvent {
     /// The series meaning of a task event; `None` for a task outside any series (most tasks).
     /// A rule that does not parse rejects the event (it goes to the dead-letter topic).
     pub fn from_event(event: &AnyEvent) -> Result<Option<Self>, RejectedEvent> {
-        let parsed = match event {
-            AnyEvent::TaskCreated(e) => {
-                let Some(series) =
-                    series_of(&e.task_id, e.series_id.as_deref(), e.recurrence.as_ref())
-                else {
-                    return Ok(None);
-                };
-                SeriesEvent::Changed(TaskSnapshot {
-                    task_id: e.task_id.clone(),
-                    user_id: e.user_id.clone(),
-                    series_id: series.to_owned(),
-                    occurrence_index: occurrence_index(e.occurrence_index)?,
-                    version: e.version,
-                    status: e.status.into(),
-                    due_date: e.due_date,
-                    completed_at: None,
-                    created_at: e.created_at,
-                    event_timestamp: e.event_timestamp,
-                    recurrence: e.recurrence.clone(),
-                    template: template_of!(e),
-                })
-            }
-            AnyEvent::TaskUpdated(e) => {
-                let Some(series) =
-                    series_of(&e.task_id, e.series_id.as_deref(), e.recurrence.as_ref())
-                else {
-                    return Ok(None);
-                };
-                SeriesEvent::Changed(TaskSnapshot {
-                    task_id: e.task_id.clone(),
-                    user_id: e.user_id.clone(),
-                    series_id: series.to_owned(),
-                    occurrence_index: occurrence_index(e.occurrence_index)?,
-                    version: e.version,
-                    status: e.status.into(),
-                    due_date: e.due_date,
-                    completed_at: e.completed_at,
-                    created_at: e.created_at,
-                    event_timestamp: e.event_timestamp,
-                    recurrence: e.recurrence.clone(),
-                    template: template_of!(e),
-                })
-            }
-            AnyEvent::TaskCompleted(e) => {
-                let Some(series) =
-                    series_of(&e.task_id, e.series_id.as_deref(), e.recurrence.as_ref())
-                else {
-                    return Ok(None);
-                };
-                SeriesEvent::Completed(TaskSnapshot {
-                    task_id: e.task_id.clone(),
-                    user_id: e.user_id.clone(),
-                    series_id: series.to_owned(),
-                    occurrence_index: occurrence_index(e.occurrence_index)?,
-                    version: e.version,
-                    status: OccurrenceStatus::Completed,
-                    due_date: e.due_date,
-                    completed_at: Some(e.completed_at),
-                    created_at: e.created_at,
-                    event_timestamp: e.event_timestamp,
-                    recurrence: e.recurrence.clone(),
-                    template: template_of!(e),
-                })
-            }
-            AnyEvent::TaskDeleted(e) => {
-                return Ok(Some(SeriesEvent::Deleted {
-                    task_id: e.task_id.clone(),
-                    user_id: e.user_id.clone(),
-                    series_id: e.series_id.clone(),
-                    version: e.version,
-                }));
-            }
-            _ => return Ok(None),
+        if let AnyEvent::TaskDeleted(e) = event {
+            return Ok(Some(SeriesEvent::Deleted {
+                task_id: e.task_id.clone(),
+                user_id: e.user_id.clone(),
+                series_id: e.series_id.clone(),
+                version: e.version,
+            }));
+        }
+        let Some(task) = TaskState::from_event(event) else {
+            return Ok(None);
+        };
+        let Some(series) = series_of(
+            &task.id,
+            task.series_id.as_deref(),
+            task.recurrence.as_ref(),
+        ) else {
+            return Ok(None);
+        };
+        let snapshot = TaskSnapshot {
+            series_id: series.to_owned(),
+            occurrence_index: occurrence_index(task.occurrence_index)?,
+            version: task.version,
+            status: task.status.into(),
+            due_date: task.due_date,
+            completed_at: task.completed_at,
+            created_at: Some(task.created_at),
+            event_timestamp: task.updated_at,
+            template: Template::of(&task),
+            recurrence: task.recurrence,
+            task_id: task.id,
+            user_id: task.owner_id,
+        };
+        let parsed = if matches!(event, AnyEvent::TaskCompleted(_)) {
+            SeriesEvent::Completed(snapshot)
+        } else {
+            SeriesEvent::Changed(snapshot)
         };
         if let SeriesEvent::Changed(s) | SeriesEvent::Completed(s) = &parsed
             && let Some(r) = &s.recurrence
@@ -354,12 +318,7 @@ fn carried_reminders(
         .collect()
 }
 
-/// RFC 3339 (UTC, milliseconds) of an epoch-ms time.
-pub fn rfc3339(ms: EpochMillis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub use events::time::rfc3339;
 
 #[cfg(test)]
 mod tests {

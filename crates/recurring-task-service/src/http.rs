@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
-use events::{NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder};
+use events::{Recurrence, RecurrenceView, ReminderView};
 use recurrence::{Mode, RecurrenceRule, RuleError};
 use serde::{Deserialize, Serialize};
 use service_kit::db::{Database, DbError};
@@ -131,53 +131,6 @@ async fn preview(query: web::Query<RawPreviewQuery>) -> Result<HttpResponse, Pro
 // ---- series ------------------------------------------------------------------------------------
 
 #[derive(Debug, Serialize)]
-pub struct RecurrenceView {
-    pub rrule: Option<String>,
-    pub cron: Option<String>,
-    pub timezone: String,
-    pub mode: &'static str,
-    pub until: Option<String>,
-    pub count: Option<i32>,
-}
-
-impl From<Recurrence> for RecurrenceView {
-    fn from(r: Recurrence) -> Self {
-        Self {
-            rrule: r.rrule,
-            cron: r.cron,
-            timezone: r.timezone,
-            mode: match r.mode {
-                RecurrenceMode::Fixed => "fixed",
-                RecurrenceMode::AfterCompletion => "after_completion",
-            },
-            until: r.until.map(rfc3339),
-            count: r.count,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct ReminderView {
-    pub before_due: Option<i64>,
-    pub at: Option<String>,
-    pub channel: &'static str,
-}
-
-impl From<Reminder> for ReminderView {
-    fn from(r: Reminder) -> Self {
-        Self {
-            before_due: r.before_due_minutes,
-            at: r.at.map(rfc3339),
-            channel: match r.channel {
-                NotificationChannel::Email => "email",
-                NotificationChannel::Webhook => "webhook",
-                NotificationChannel::InApp => "in_app",
-            },
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
 pub struct TemplateView {
     pub title: String,
     pub description: Option<String>,
@@ -192,15 +145,10 @@ impl From<Template> for TemplateView {
         Self {
             title: t.title,
             description: t.description,
-            priority: match t.priority {
-                Priority::Critical => "critical",
-                Priority::High => "high",
-                Priority::Medium => "medium",
-                Priority::Low => "low",
-            },
+            priority: t.priority.as_str(),
             category_id: t.category_id,
             tags: t.tags,
-            reminders: t.reminders.into_iter().map(ReminderView::from).collect(),
+            reminders: t.reminders.iter().map(ReminderView::from).collect(),
         }
     }
 }
@@ -255,6 +203,7 @@ impl SeriesView {
             .recurrence
             .as_deref()
             .and_then(|r| serde_json::from_str::<Recurrence>(r).ok())
+            .as_ref()
             .map(RecurrenceView::from);
         let template = serde_json::from_str::<Template>(&series.template)
             .unwrap_or_else(|_| Template::unknown());

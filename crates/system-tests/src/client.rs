@@ -130,12 +130,18 @@ impl UserClient {
     }
 }
 
-/// The task a gateway message is about: `data.task.id` for task events, `data.task_id` for
-/// reminders and notifications.
+/// The task a gateway message is about: `data.id` for task events (data is the task),
+/// `data.task_id` for reminders and notifications.
 pub fn task_of(message: &Value) -> Option<&str> {
-    message["data"]["task"]["id"]
+    let data = &message["data"];
+    if message["type"]
         .as_str()
-        .or_else(|| message["data"]["task_id"].as_str())
+        .is_some_and(|t| t.starts_with("task_"))
+    {
+        data["id"].as_str()
+    } else {
+        data["task_id"].as_str()
+    }
 }
 
 /// A WebSocket connection to the gateway that records what it receives.

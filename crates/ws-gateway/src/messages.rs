@@ -1,22 +1,19 @@
 //! What the browser receives: every event rendered once as client-friendly JSON (snake_case,
 //! RFC 3339 times, lower-case enums, the task in the REST API's shape).
 //!
-//! Envelope: `{"type": <kind>, "event_id": <uuid>, "cursor": <cursor>, "data": {...}}`.
+//! Envelope: `{"type": <kind>, "event_id": <uuid>, "cursor": <cursor>, "occurred_at": <time>,
+//! "data": {...}}`, where `data` is the object itself, as seed 000's client reads it
+//! (`message.data.id`, `message.data.title`).
 //!
 //! | type | data |
 //! |---|---|
-//! | `task_created` | `{"task": Task, "occurred_at"}` |
-//! | `task_updated` | `{"task": Task, "changed_fields": [..], "occurred_at"}` |
-//! | `task_completed` | `{"task": Task, "time_to_complete_ms": n or null, "occurred_at"}` |
-//! | `task_deleted` | `{"task_id", "version", "series_id", "occurred_at"}` |
-//! | `reminder_triggered` | `{"reminder_id", "task_id", "task_version", "task_title", "due_at", "remind_at", "fired_at", "channel", "late", "occurred_at"}` |
-//! | `notification_sent` | `{"notification_id", "reminder_id", "task_id", "channel", "status", "attempts", "sent_at", "error", "occurred_at"}` |
+//! | `task_created`, `task_updated`, `task_completed` | the task, exactly as the REST API returns this version ([`events::TaskView`]) |
+//! | `task_deleted` | `{"id", "version", "series_id", "owner_id"}` |
+//! | `reminder_triggered` | `{"reminder_id", "task_id", "task_version", "task_title", "due_at", "remind_at", "fired_at", "channel", "late"}` |
+//! | `notification_sent` | `{"notification_id", "reminder_id", "task_id", "channel", "status", "attempts", "sent_at", "error"}` |
 //!
-//! `Task` = `{id, title, description, priority (critical|high|medium|low), status
-//! (open|completed), due_at, category_id, tags, recurrence {rrule, cron, timezone, mode
-//! (fixed|after_completion), until, count} or null, reminders [{before_due (minutes), at,
-//! channel (email|webhook|in_app)}], series_id, occurrence_index, version, created_at,
-//! updated_at, completed_at}`. Absent optional values are `null`.
+//! task_updated also names what changed, beside `data`: `"changed_fields": ["title", …]`.
+//! Absent optional values are `null`.
 //!
 //! Control messages: `{"type":"ready","cursor","replayed"}` ends the opening of every
 //! connection (after any replay) and gives a fresh client its first cursor;
@@ -24,11 +21,8 @@
 //! REST). A client's text `ping` is answered with the text `pong`.
 
 use bytestring::ByteString;
-use chrono::{DateTime, SecondsFormat, Utc};
-use events::{
-    AnyEvent, DeliveryStatus, NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder,
-    TaskStatus,
-};
+use events::time::rfc3339;
+use events::{AnyEvent, DeletedTaskView, Role, TaskState, TaskView};
 use serde::Serialize;
 
 use crate::cursor::Cursor;
@@ -87,7 +81,7 @@ pub struct RenderedEvent {
     pub event_time: i64,
     /// `{"type":"…","event_id":"…","cursor":"` — everything before the cursor.
     head: String,
-    /// `","data":{…}}` — everything after it.
+    /// `","occurred_at":"…","data":{…}}` — everything after it.
     tail: String,
 }
 
@@ -104,176 +98,11 @@ impl RenderedEvent {
     }
 }
 
-fn time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 fn opt_time(ms: Option<i64>) -> Option<String> {
-    ms.map(time)
+    ms.map(rfc3339)
 }
 
-const fn priority(p: Priority) -> &'static str {
-    match p {
-        Priority::Critical => "critical",
-        Priority::High => "high",
-        Priority::Medium => "medium",
-        Priority::Low => "low",
-    }
-}
-
-const fn status(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open => "open",
-        TaskStatus::Completed => "completed",
-    }
-}
-
-const fn channel(c: NotificationChannel) -> &'static str {
-    match c {
-        NotificationChannel::Email => "email",
-        NotificationChannel::Webhook => "webhook",
-        NotificationChannel::InApp => "in_app",
-    }
-}
-
-const fn mode(m: RecurrenceMode) -> &'static str {
-    match m {
-        RecurrenceMode::Fixed => "fixed",
-        RecurrenceMode::AfterCompletion => "after_completion",
-    }
-}
-
-const fn delivery(s: DeliveryStatus) -> &'static str {
-    match s {
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Failed => "failed",
-    }
-}
-
-#[derive(Serialize)]
-struct RecurrenceView<'a> {
-    rrule: Option<&'a str>,
-    cron: Option<&'a str>,
-    timezone: &'a str,
-    mode: &'static str,
-    until: Option<String>,
-    count: Option<i32>,
-}
-
-impl<'a> From<&'a Recurrence> for RecurrenceView<'a> {
-    fn from(r: &'a Recurrence) -> Self {
-        Self {
-            rrule: r.rrule.as_deref(),
-            cron: r.cron.as_deref(),
-            timezone: &r.timezone,
-            mode: mode(r.mode),
-            until: opt_time(r.until),
-            count: r.count,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ReminderView {
-    before_due: Option<i64>,
-    at: Option<String>,
-    channel: &'static str,
-}
-
-impl From<&Reminder> for ReminderView {
-    fn from(r: &Reminder) -> Self {
-        Self {
-            before_due: r.before_due_minutes,
-            at: opt_time(r.at),
-            channel: channel(r.channel),
-        }
-    }
-}
-
-/// A task in the REST API's shape.
-#[derive(Serialize)]
-struct TaskView<'a> {
-    id: &'a str,
-    title: &'a str,
-    description: Option<&'a str>,
-    priority: &'static str,
-    status: &'static str,
-    due_at: Option<String>,
-    category_id: Option<&'a str>,
-    tags: &'a [String],
-    recurrence: Option<RecurrenceView<'a>>,
-    reminders: Vec<ReminderView>,
-    series_id: Option<&'a str>,
-    occurrence_index: Option<i64>,
-    version: i64,
-    created_at: Option<String>,
-    updated_at: String,
-    completed_at: Option<String>,
-}
-
-/// The fields every task event shares, borrowed from it.
-struct TaskFields<'a> {
-    id: &'a str,
-    title: &'a str,
-    description: &'a Option<String>,
-    priority: Priority,
-    status: TaskStatus,
-    due_date: Option<i64>,
-    category_id: &'a Option<String>,
-    tags: &'a [String],
-    recurrence: &'a Option<Recurrence>,
-    reminders: &'a [Reminder],
-    series_id: &'a Option<String>,
-    occurrence_index: Option<i64>,
-    version: i64,
-    created_at: Option<i64>,
-    updated_at: i64,
-    completed_at: Option<i64>,
-}
-
-impl<'a> From<TaskFields<'a>> for TaskView<'a> {
-    fn from(t: TaskFields<'a>) -> Self {
-        Self {
-            id: t.id,
-            title: t.title,
-            description: t.description.as_deref(),
-            priority: priority(t.priority),
-            status: status(t.status),
-            due_at: opt_time(t.due_date),
-            category_id: t.category_id.as_deref(),
-            tags: t.tags,
-            recurrence: t.recurrence.as_ref().map(RecurrenceView::from),
-            reminders: t.reminders.iter().map(ReminderView::from).collect(),
-            series_id: t.series_id.as_deref(),
-            occurrence_index: t.occurrence_index,
-            version: t.version,
-            created_at: opt_time(t.created_at),
-            updated_at: time(t.updated_at),
-            completed_at: opt_time(t.completed_at),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct TaskChange<'a> {
-    task: TaskView<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    changed_fields: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time_to_complete_ms: Option<Option<i64>>,
-    occurred_at: String,
-}
-
-#[derive(Serialize)]
-struct TaskRemoval<'a> {
-    task_id: &'a str,
-    version: i64,
-    series_id: Option<&'a str>,
-    occurred_at: String,
-}
-
+/// `data` of reminder_triggered: the reminder that fired.
 #[derive(Serialize)]
 struct ReminderFired<'a> {
     reminder_id: &'a str,
@@ -285,9 +114,9 @@ struct ReminderFired<'a> {
     fired_at: String,
     channel: &'static str,
     late: bool,
-    occurred_at: String,
 }
 
+/// `data` of notification_sent: the delivery it reports.
 #[derive(Serialize)]
 struct NotificationReport<'a> {
     notification_id: &'a str,
@@ -298,107 +127,19 @@ struct NotificationReport<'a> {
     attempts: i32,
     sent_at: String,
     error: Option<&'a str>,
-    occurred_at: String,
 }
 
-/// Render an event for its user; `None` for events the gateway does not forward.
-pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
-    let (kind, data) = match event {
-        AnyEvent::TaskCreated(e) => {
-            let task = TaskFields {
-                id: &e.task_id,
-                title: &e.title,
-                description: &e.description,
-                priority: e.priority,
-                status: e.status,
-                due_date: e.due_date,
-                category_id: &e.category_id,
-                tags: &e.tags,
-                recurrence: &e.recurrence,
-                reminders: &e.reminders,
-                series_id: &e.series_id,
-                occurrence_index: e.occurrence_index,
-                version: e.version,
-                created_at: e.created_at.or(Some(e.event_timestamp)),
-                updated_at: e.event_timestamp,
-                completed_at: None,
-            };
-            (
-                MessageKind::TaskCreated,
-                serde_json::to_string(&TaskChange {
-                    task: task.into(),
-                    changed_fields: None,
-                    time_to_complete_ms: None,
-                    occurred_at: time(e.event_timestamp),
-                }),
-            )
-        }
-        AnyEvent::TaskUpdated(e) => {
-            let task = TaskFields {
-                id: &e.task_id,
-                title: &e.title,
-                description: &e.description,
-                priority: e.priority,
-                status: e.status,
-                due_date: e.due_date,
-                category_id: &e.category_id,
-                tags: &e.tags,
-                recurrence: &e.recurrence,
-                reminders: &e.reminders,
-                series_id: &e.series_id,
-                occurrence_index: e.occurrence_index,
-                version: e.version,
-                created_at: e.created_at,
-                updated_at: e.event_timestamp,
-                completed_at: e.completed_at,
-            };
-            (
-                MessageKind::TaskUpdated,
-                serde_json::to_string(&TaskChange {
-                    task: task.into(),
-                    changed_fields: Some(&e.changed_fields),
-                    time_to_complete_ms: None,
-                    occurred_at: time(e.event_timestamp),
-                }),
-            )
-        }
-        AnyEvent::TaskCompleted(e) => {
-            let task = TaskFields {
-                id: &e.task_id,
-                title: &e.title,
-                description: &e.description,
-                priority: e.priority,
-                status: TaskStatus::Completed,
-                due_date: e.due_date,
-                category_id: &e.category_id,
-                tags: &e.tags,
-                recurrence: &e.recurrence,
-                reminders: &e.reminders,
-                series_id: &e.series_id,
-                occurrence_index: e.occurrence_index,
-                version: e.version,
-                created_at: e.created_at,
-                updated_at: e.event_timestamp,
-                completed_at: Some(e.completed_at),
-            };
-            (
-                MessageKind::TaskCompleted,
-                serde_json::to_string(&TaskChange {
-                    task: task.into(),
-                    changed_fields: None,
-                    time_to_complete_ms: Some(e.time_to_complete),
-                    occurred_at: time(e.event_timestamp),
-                }),
-            )
-        }
+/// The `data` of an event's message as JSON text; `None` for events the gateway does not
+/// forward.
+fn data_of(event: &AnyEvent) -> Option<(MessageKind, serde_json::Result<String>)> {
+    let task = |state: TaskState| serde_json::to_string(&TaskView::new(&state, Role::Owner));
+    Some(match event {
+        AnyEvent::TaskCreated(e) => (MessageKind::TaskCreated, task(TaskState::from(e))),
+        AnyEvent::TaskUpdated(e) => (MessageKind::TaskUpdated, task(TaskState::from(e))),
+        AnyEvent::TaskCompleted(e) => (MessageKind::TaskCompleted, task(TaskState::from(e))),
         AnyEvent::TaskDeleted(e) => (
             MessageKind::TaskDeleted,
-            serde_json::to_string(&TaskRemoval {
-                task_id: &e.task_id,
-                version: e.version,
-                series_id: e.series_id.as_deref(),
-                occurred_at: time(e.event_timestamp),
-            }),
+            serde_json::to_string(&DeletedTaskView::from(e)),
         ),
         AnyEvent::ReminderTriggered(e) => (
             MessageKind::ReminderTriggered,
@@ -408,11 +149,10 @@ pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
                 task_version: e.task_version,
                 task_title: &e.task_title,
                 due_at: opt_time(e.due_date),
-                remind_at: time(e.remind_at),
-                fired_at: time(e.fired_at),
-                channel: channel(e.channel),
+                remind_at: rfc3339(e.remind_at),
+                fired_at: rfc3339(e.fired_at),
+                channel: e.channel.as_str(),
                 late: e.late,
-                occurred_at: time(e.event_timestamp),
             }),
         ),
         AnyEvent::NotificationSent(e) => (
@@ -421,21 +161,33 @@ pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
                 notification_id: &e.notification_id,
                 reminder_id: e.reminder_id.as_deref(),
                 task_id: e.task_id.as_deref(),
-                channel: channel(e.channel),
-                status: delivery(e.status),
+                channel: e.channel.as_str(),
+                status: e.status.as_str(),
                 attempts: e.attempts,
-                sent_at: time(e.sent_at),
+                sent_at: rfc3339(e.sent_at),
                 error: e.error.as_deref(),
-                occurred_at: time(e.event_timestamp),
             }),
         ),
         AnyEvent::UserRegistered(_) | AnyEvent::UserAuthenticated(_) | AnyEvent::UserUpdated(_) => {
             return None;
         }
-    };
+    })
+}
+
+/// Render an event for its user; `None` for events the gateway does not forward.
+pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
+    let (kind, data) = data_of(event)?;
     // Serialising plain structs of strings and numbers cannot fail.
     let data = data.ok()?;
     let event_id = serde_json::to_string(event.event_id()).ok()?;
+    // What changed is about the event, not the task: beside `data`, which stays the task.
+    let changed_fields = match event {
+        AnyEvent::TaskUpdated(e) => format!(
+            r#","changed_fields":{}"#,
+            serde_json::to_string(&e.changed_fields).ok()?
+        ),
+        _ => String::new(),
+    };
     Some(RenderedEvent {
         kind,
         user_id: event.user_id()?.to_owned(),
@@ -445,7 +197,10 @@ pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
             r#"{{"type":"{}","event_id":{event_id},"cursor":""#,
             kind.name()
         ),
-        tail: format!(r#"","data":{data}}}"#),
+        tail: format!(
+            r#"","occurred_at":"{}"{changed_fields},"data":{data}}}"#,
+            rfc3339(event.event_timestamp())
+        ),
     })
 }
 
@@ -478,46 +233,82 @@ mod tests {
     }
 
     #[test]
-    fn task_created_carries_the_task_in_rest_shape() {
+    fn task_created_carries_the_task_itself_as_data() {
         let e = sample::task_created("u-1");
         let v = frame(e.clone().into_any());
         assert_eq!(v["type"], "task_created");
         assert_eq!(v["event_id"], e.event_id.as_str());
         assert_eq!(v["cursor"], "00000007.3");
-        let t = &v["data"]["task"];
+        assert!(v["occurred_at"].as_str().unwrap().ends_with('Z'));
+        // seed 000's client reads message.data.id and message.data.title
+        let t = &v["data"];
         assert_eq!(t["id"], e.task_id.as_str());
+        assert_eq!(t["title"], "Water the plants");
         assert_eq!(t["priority"], "high");
         assert_eq!(t["status"], "open");
         assert_eq!(t["tags"], serde_json::json!(["home", "weekly"]));
         assert_eq!(t["recurrence"]["mode"], "fixed");
         assert_eq!(t["recurrence"]["rrule"], "FREQ=WEEKLY;BYDAY=MO,WE");
         assert_eq!(t["reminders"][0]["before_due"], 30);
-        assert_eq!(t["reminders"][0]["channel"], "email");
         assert_eq!(t["reminders"][1]["channel"], "webhook");
-        assert!(t["reminders"][1]["at"].as_str().unwrap().ends_with('Z'));
-        assert!(t["due_at"].as_str().unwrap().ends_with('Z'));
         assert_eq!(t["version"], 1);
-        assert!(v["data"]["occurred_at"].is_string());
+        assert_eq!(t["owner_id"], "u-1");
+        assert_eq!(t["role"], "owner");
     }
 
     #[test]
-    fn every_forwarded_kind_renders_as_valid_json() {
+    fn task_data_is_the_shared_task_view_byte_for_byte() {
+        for event in [
+            sample::task_created("u").into_any(),
+            sample::task_updated("u").into_any(),
+            sample::task_completed("u").into_any(),
+        ] {
+            let (_, data) = data_of(&event).unwrap();
+            let view = TaskView::new(&TaskState::from_event(&event).unwrap(), Role::Owner);
+            assert_eq!(data.unwrap(), serde_json::to_string(&view).unwrap());
+        }
+    }
+
+    #[test]
+    fn updates_and_completions_carry_the_task_and_what_changed() {
         let v = frame(sample::task_updated("u").into_any());
         assert_eq!(
-            v["data"]["changed_fields"],
+            v["changed_fields"],
             serde_json::json!(["title", "priority"])
         );
-        assert_eq!(v["data"]["task"]["priority"], "critical");
-        let v = frame(sample::task_completed("u").into_any());
-        assert_eq!(v["data"]["task"]["status"], "completed");
-        assert_eq!(v["data"]["time_to_complete_ms"], 5000);
-        let v = frame(sample::task_deleted("u").into_any());
+        assert_eq!(v["data"]["priority"], "critical");
+        assert_eq!(v["data"]["version"], 2);
+        let e = sample::task_completed("u");
+        let v = frame(e.clone().into_any());
+        assert_eq!(v["type"], "task_completed");
+        assert_eq!(v["data"]["id"], e.task_id.as_str());
+        assert_eq!(v["data"]["status"], "completed");
+        assert!(v["data"]["completed_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_deleted_task_is_its_id_and_version() {
+        let e = sample::task_deleted("u");
+        let v = frame(e.clone().into_any());
         assert_eq!(v["type"], "task_deleted");
-        assert!(v["data"]["task_id"].is_string());
-        let v = frame(sample::reminder_triggered("u").into_any());
+        assert_eq!(v["data"]["id"], e.task_id.as_str());
+        assert_eq!(v["data"]["version"], e.version);
+        assert_eq!(v["data"]["owner_id"], "u");
+    }
+
+    #[test]
+    fn reminders_and_notifications_carry_themselves() {
+        let e = sample::reminder_triggered("u");
+        let v = frame(e.clone().into_any());
+        assert_eq!(v["type"], "reminder_triggered");
+        assert_eq!(v["data"]["reminder_id"], e.reminder_id.as_str());
+        assert_eq!(v["data"]["task_id"], e.task_id.as_str());
         assert_eq!(v["data"]["channel"], "in_app");
         assert_eq!(v["data"]["task_title"], "Water the plants");
-        let v = frame(sample::notification_sent("u").into_any());
+        let e = sample::notification_sent("u");
+        let v = frame(e.clone().into_any());
+        assert_eq!(v["type"], "notification_sent");
+        assert_eq!(v["data"]["notification_id"], e.notification_id.as_str());
         assert_eq!(v["data"]["status"], "failed");
         assert_eq!(v["data"]["error"], "550 mailbox unavailable");
     }

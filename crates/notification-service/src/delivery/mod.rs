@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::config::DeliverySettings;
 use crate::domain::message::{Notice, task_link};
-use crate::domain::{DeliveryState, channel_name, channels_from_text, parse_channel};
+use crate::domain::{DeliveryState, channels_from_text};
 use crate::due_loop::{DuePass, Next};
 use crate::metrics::NotificationMetrics;
 use crate::scheduler::outbox_entry;
@@ -185,7 +185,10 @@ async fn deliver(
     row: &DeliveryRow,
     user: Option<&UserRow>,
 ) -> Result<(), AttemptError> {
-    let channel = parse_channel(&row.channel)
+    let channel = row
+        .channel
+        .parse::<NotificationChannel>()
+        .ok()
         .ok_or_else(|| AttemptError::Permanent(format!("unknown channel {}", row.channel)))?;
     let Some(user) = user else {
         return match channel {
@@ -307,7 +310,11 @@ async fn attempt_in_span(shared: Arc<Shared>, row: DeliveryRow, _permit: OwnedSe
 /// `true` when an event was written.
 async fn record(shared: &Shared, row: &DeliveryRow, attempts: i32, verdict: Verdict) -> bool {
     let row = row.clone();
-    let channel = parse_channel(&row.channel).unwrap_or(NotificationChannel::InApp);
+    let channel = row
+        .channel
+        .parse::<NotificationChannel>()
+        .ok()
+        .unwrap_or(NotificationChannel::InApp);
     let verdict = Arc::new(verdict);
     for tries in 1..=RECORD_TRIES {
         let (row, for_tx) = (row.clone(), verdict.clone());
@@ -347,7 +354,7 @@ async fn record(shared: &Shared, row: &DeliveryRow, attempts: i32, verdict: Verd
                     shared
                         .metrics
                         .notifications_total
-                        .with_label_values(&[channel_name(channel), state.as_str()])
+                        .with_label_values(&[channel.as_str(), state.as_str()])
                         .inc();
                 }
                 return written;

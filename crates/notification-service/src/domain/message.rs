@@ -1,12 +1,10 @@
 //! What a reminder says: the email (text and HTML) and the webhook's JSON body, with times in the
 //! user's time zone.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::TimeZone;
 use chrono_tz::Tz;
 use events::EpochMillis;
 use serde_json::json;
-
-use super::channel_name;
 
 /// Everything a message about one reminder needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +45,7 @@ pub fn local_time(ms: EpochMillis, zone_name: &str) -> String {
     }
 }
 
-/// RFC 3339 in UTC with milliseconds, as the APIs show times.
-pub fn rfc3339(ms: EpochMillis) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+pub use events::time::rfc3339;
 
 /// An email: subject, plain text, HTML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +148,7 @@ impl Notice {
                 "link": self.link,
             },
             "timezone": zone(&self.timezone).name(),
-            "channel": channel_name(self.channel),
+            "channel": self.channel.as_str(),
             "remind_at": rfc3339(self.remind_at),
             "fired_at": rfc3339(self.fired_at),
             "late": self.late,
@@ -187,7 +180,7 @@ mod tests {
     }
 
     fn utc(text: &str) -> EpochMillis {
-        DateTime::parse_from_rfc3339(text)
+        chrono::DateTime::parse_from_rfc3339(text)
             .unwrap()
             .timestamp_millis()
     }

@@ -7,33 +7,15 @@ pub mod schedule;
 
 use events::NotificationChannel;
 
-/// A channel's stable name: in the database, the API and the logs.
-pub fn channel_name(channel: NotificationChannel) -> &'static str {
-    match channel {
-        NotificationChannel::Email => "email",
-        NotificationChannel::Webhook => "webhook",
-        NotificationChannel::InApp => "in_app",
-    }
-}
-
-pub fn parse_channel(name: &str) -> Option<NotificationChannel> {
-    match name.to_ascii_lowercase().as_str() {
-        "email" => Some(NotificationChannel::Email),
-        "webhook" => Some(NotificationChannel::Webhook),
-        "in_app" | "in-app" | "inapp" => Some(NotificationChannel::InApp),
-        _ => None,
-    }
-}
-
 /// The channels a user accepts, stored as `email,webhook` (order of the event).
 pub fn channels_to_text(channels: &[NotificationChannel]) -> String {
-    let mut names: Vec<&str> = channels.iter().map(|c| channel_name(*c)).collect();
+    let mut names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
     names.dedup();
     names.join(",")
 }
 
 pub fn channels_from_text(text: &str) -> Vec<NotificationChannel> {
-    text.split(',').filter_map(parse_channel).collect()
+    text.split(',').filter_map(|c| c.parse().ok()).collect()
 }
 
 macro_rules! text_enum {

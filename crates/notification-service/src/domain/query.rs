@@ -4,7 +4,7 @@ use events::NotificationChannel;
 use serde::Deserialize;
 use service_kit::http::Problem;
 
-use super::{DeliveryState, parse_channel};
+use super::DeliveryState;
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -72,7 +72,7 @@ impl TryFrom<RawNotificationQuery> for NotificationQuery {
             .channel
             .as_deref()
             .map(|c| {
-                parse_channel(c).ok_or_else(|| {
+                c.parse::<NotificationChannel>().map_err(|_| {
                     Problem::bad_request("channel must be one of email, webhook, in_app")
                 })
             })

@@ -100,45 +100,8 @@ pub struct TaskSnapshot {
 impl TaskSnapshot {
     /// The snapshot of a task event; `None` for events of other kinds.
     pub fn of(event: &AnyEvent) -> Option<Self> {
-        let state_of = |status: TaskStatus| match status {
-            TaskStatus::Open => TaskState::Open,
-            TaskStatus::Completed => TaskState::Completed,
-        };
-        Some(match event {
-            AnyEvent::TaskCreated(e) => Self {
-                task_id: e.task_id.clone(),
-                user_id: e.user_id.clone(),
-                title: Some(e.title.clone()),
-                due_date: e.due_date,
-                state: state_of(e.status),
-                version: e.version,
-                applies_at_equal_version: false,
-                reminders: e.reminders.clone(),
-                changed_at: e.event_timestamp,
-            },
-            AnyEvent::TaskUpdated(e) => Self {
-                task_id: e.task_id.clone(),
-                user_id: e.user_id.clone(),
-                title: Some(e.title.clone()),
-                due_date: e.due_date,
-                state: state_of(e.status),
-                version: e.version,
-                applies_at_equal_version: false,
-                reminders: e.reminders.clone(),
-                changed_at: e.event_timestamp,
-            },
-            AnyEvent::TaskCompleted(e) => Self {
-                task_id: e.task_id.clone(),
-                user_id: e.user_id.clone(),
-                title: Some(e.title.clone()),
-                due_date: e.due_date,
-                state: TaskState::Completed,
-                version: e.version,
-                applies_at_equal_version: true,
-                reminders: e.reminders.clone(),
-                changed_at: e.event_timestamp,
-            },
-            AnyEvent::TaskDeleted(e) => Self {
+        if let AnyEvent::TaskDeleted(e) = event {
+            return Some(Self {
                 task_id: e.task_id.clone(),
                 user_id: e.user_id.clone(),
                 title: None,
@@ -148,8 +111,22 @@ impl TaskSnapshot {
                 applies_at_equal_version: true,
                 reminders: Vec::new(),
                 changed_at: e.event_timestamp,
+            });
+        }
+        let task = events::TaskState::from_event(event)?;
+        Some(Self {
+            task_id: task.id,
+            user_id: task.owner_id,
+            title: Some(task.title),
+            due_date: task.due_date,
+            state: match task.status {
+                TaskStatus::Open => TaskState::Open,
+                TaskStatus::Completed => TaskState::Completed,
             },
-            _ => return None,
+            version: task.version,
+            applies_at_equal_version: matches!(event, AnyEvent::TaskCompleted(_)),
+            reminders: task.reminders,
+            changed_at: task.updated_at,
         })
     }
 

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use service_kit::db::{DbConnection, DbError};
 
 use super::schema::deliveries;
+use crate::domain::DeliveryState;
 use crate::domain::query::NotificationQuery;
-use crate::domain::{DeliveryState, channel_name};
 
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = deliveries)]
@@ -199,7 +199,7 @@ pub fn list(
         query = query.filter(deliveries::status.eq(status.as_str()));
     }
     if let Some(channel) = q.channel {
-        query = query.filter(deliveries::channel.eq(channel_name(channel)));
+        query = query.filter(deliveries::channel.eq(channel.as_str()));
     }
     if let Some(task) = &q.task_id {
         query = query.filter(deliveries::task_id.eq(task.clone()));

@@ -9,7 +9,7 @@ use service_kit::db::{DbConnection, DbError};
 use super::reminders::ReminderRow;
 use super::schema::{reminders, tasks};
 use crate::domain::schedule::{TaskSnapshot, worth_scheduling};
-use crate::domain::{ReminderState, TaskState, channel_name};
+use crate::domain::{ReminderState, TaskState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tasks, treat_none_as_null = true)]
@@ -159,7 +159,7 @@ fn reconcile(
                         reminder_id: p.reminder_id.clone(),
                         task_id: snapshot.task_id.clone(),
                         user_id: snapshot.user_id.clone(),
-                        channel: channel_name(p.channel).to_owned(),
+                        channel: p.channel.as_str().to_owned(),
                         remind_at: p.remind_at,
                         state: scheduled.to_owned(),
                         task_version: snapshot.version,

@@ -7,7 +7,6 @@ use service_kit::db::{Database, DbConnection, DbError};
 use super::{ChangeError, in_transaction, retrying};
 use crate::domain::invalid;
 use crate::domain::task::{Task, TaskFields, UpdateTaskRequest};
-use crate::http::views::TaskView;
 use crate::storage::idempotency::{self, StoredResponse};
 use crate::storage::{categories, is_unique_violation, outbox, tasks};
 
@@ -75,7 +74,7 @@ fn create_in(
     let task = Task::new(&cmd.user_id, cmd.fields.clone(), now_millis());
     tasks::insert(conn, &task)?;
     outbox::enqueue(conn, &task.created_event(), Some(&cmd.traceparent))?;
-    let body = serde_json::to_string(&TaskView::from(&task)).unwrap_or_default();
+    let body = serde_json::to_string(&task.view()).unwrap_or_default();
     if let Some((key, hash)) = &cmd.idempotency {
         idempotency::remember(
             conn,

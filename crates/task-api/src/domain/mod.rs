@@ -25,11 +25,15 @@ impl Invalid {
     }
 
     /// Keep the value of a check, or record its message.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(message) => {
-                self.add(field, message);
+                self.add(field, message.to_string());
                 None
             }
         }

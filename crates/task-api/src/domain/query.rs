@@ -9,7 +9,6 @@ use serde::Deserialize;
 use service_kit::http::Problem;
 use utoipa::IntoParams;
 
-use super::task::{parse_priority, parse_status};
 use super::{parse_uuid, time};
 
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -182,12 +181,12 @@ impl TryFrom<RawTaskQuery> for TaskQuery {
         let status = raw
             .status
             .as_deref()
-            .map(|s| parse_status(s).map_err(|m| bad("status", m)))
+            .map(|s| s.parse::<TaskStatus>().map_err(|m| bad("status", m)))
             .transpose()?;
         let priority = raw
             .priority
             .as_deref()
-            .map(|s| parse_priority(s).map_err(|m| bad("priority", m)))
+            .map(|s| s.parse::<Priority>().map_err(|m| bad("priority", m)))
             .transpose()?;
         let tag = match raw.tag.as_deref().map(str::trim) {
             None => None,

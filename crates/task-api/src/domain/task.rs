@@ -2,14 +2,14 @@
 //! made to it, and the events each change emits.
 
 use events::{
-    NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder, TaskCompletedEvent,
-    TaskCreatedEvent, TaskDeletedEvent, TaskStatus, TaskUpdatedEvent,
+    NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder, Role, TaskCompletedEvent,
+    TaskCreatedEvent, TaskDeletedEvent, TaskState, TaskStatus, TaskUpdatedEvent, TaskView,
 };
 use serde::{Deserialize, Serialize};
 use service_kit::http::Problem;
 use utoipa::ToSchema;
 
-use super::user::{parse_channel, present};
+use super::user::present;
 use super::{Invalid, parse_uuid, time};
 
 pub const MAX_TITLE_LEN: usize = 200;
@@ -113,59 +113,6 @@ pub struct TaskFields {
     pub reminders: Vec<Reminder>,
 }
 
-pub fn parse_priority(value: &str) -> Result<Priority, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "critical" => Ok(Priority::Critical),
-        "high" => Ok(Priority::High),
-        "medium" => Ok(Priority::Medium),
-        "low" => Ok(Priority::Low),
-        _ => Err(format!(
-            "unknown priority {value:?}; use critical, high, medium or low"
-        )),
-    }
-}
-
-pub fn priority_name(p: Priority) -> &'static str {
-    match p {
-        Priority::Critical => "critical",
-        Priority::High => "high",
-        Priority::Medium => "medium",
-        Priority::Low => "low",
-    }
-}
-
-/// Sort rank: higher is more urgent, so `sort=-priority` lists critical first.
-pub fn priority_rank(p: Priority) -> i64 {
-    match p {
-        Priority::Low => 0,
-        Priority::Medium => 1,
-        Priority::High => 2,
-        Priority::Critical => 3,
-    }
-}
-
-pub fn parse_status(value: &str) -> Result<TaskStatus, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "open" => Ok(TaskStatus::Open),
-        "completed" => Ok(TaskStatus::Completed),
-        _ => Err(format!("unknown status {value:?}; use open or completed")),
-    }
-}
-
-pub fn status_name(s: TaskStatus) -> &'static str {
-    match s {
-        TaskStatus::Open => "open",
-        TaskStatus::Completed => "completed",
-    }
-}
-
-pub fn mode_name(m: RecurrenceMode) -> &'static str {
-    match m {
-        RecurrenceMode::Fixed => "fixed",
-        RecurrenceMode::AfterCompletion => "after_completion",
-    }
-}
-
 fn parse_title(value: &str) -> Result<String, String> {
     let t = value.trim();
     if t.is_empty() {
@@ -210,14 +157,8 @@ fn parse_tags(invalid: &mut Invalid, values: &[String]) -> Vec<String> {
     tags
 }
 
-fn parse_mode(value: Option<&str>) -> Result<RecurrenceMode, String> {
-    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("fixed") => Ok(RecurrenceMode::Fixed),
-        Some("after_completion") | Some("after-completion") => Ok(RecurrenceMode::AfterCompletion),
-        Some(other) => Err(format!(
-            "unknown mode {other:?}; use fixed or after_completion"
-        )),
-    }
+fn parse_mode(value: Option<&str>) -> Result<RecurrenceMode, events::UnknownName> {
+    value.map_or(Ok(RecurrenceMode::Fixed), str::parse)
 }
 
 /// Validate a recurrence with the rules the recurring-task-service evaluates it with.
@@ -276,7 +217,7 @@ fn parse_reminders(invalid: &mut Invalid, values: &[ReminderInput]) -> Vec<Remin
     for (i, r) in values.iter().enumerate() {
         let field = |name: &str| format!("reminders[{i}].{name}");
         let channel: Option<NotificationChannel> =
-            invalid.check(&field("channel"), parse_channel(&r.channel));
+            invalid.check(&field("channel"), r.channel.parse::<NotificationChannel>());
         let when = match (r.before_due, &r.at) {
             (Some(m), None) if (0..=MAX_BEFORE_DUE_MINUTES).contains(&m) => Some((Some(m), None)),
             (Some(_), None) => {
@@ -321,7 +262,7 @@ impl TaskFields {
             invalid.check("description", parse_description(req.description.as_deref()));
         let priority = match &req.priority {
             None => Some(Priority::Medium),
-            Some(p) => invalid.check("priority", parse_priority(p)),
+            Some(p) => invalid.check("priority", p.parse::<Priority>()),
         };
         let due_at = match &req.due_at {
             None => Some(None),
@@ -370,7 +311,7 @@ impl TaskFields {
             next.description = d;
         }
         if let Some(p) = &req.priority
-            && let Some(p) = invalid.check("priority", parse_priority(p))
+            && let Some(p) = invalid.check("priority", p.parse::<Priority>())
         {
             next.priority = p;
         }
@@ -529,6 +470,35 @@ impl Task {
         })
     }
 
+    /// The task at its current version, as task events carry it.
+    pub fn state(&self) -> TaskState {
+        let f = &self.fields;
+        TaskState {
+            id: self.id.clone(),
+            owner_id: self.user_id.clone(),
+            title: f.title.clone(),
+            description: f.description.clone(),
+            priority: f.priority,
+            status: self.status,
+            due_date: f.due_at,
+            category_id: f.category_id.clone(),
+            tags: f.tags.clone(),
+            recurrence: f.recurrence.clone(),
+            reminders: f.reminders.clone(),
+            series_id: self.series_id.clone(),
+            occurrence_index: self.occurrence_index,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            completed_at: self.completed_at,
+        }
+    }
+
+    /// The task as its owner reads it (the same JSON the WebSocket sends for this version).
+    pub fn view(&self) -> TaskView {
+        TaskView::new(&self.state(), Role::Owner)
+    }
+
     pub fn created_event(&self) -> TaskCreatedEvent {
         let f = &self.fields;
         TaskCreatedEvent {
@@ -617,27 +587,27 @@ impl Task {
 
     /// A task another producer created (the recurring engine, an importer), as it announced it.
     pub fn from_created_event(e: &TaskCreatedEvent, producer: &str) -> Self {
-        let created_at = e.created_at.unwrap_or(e.event_timestamp);
+        let s = TaskState::from(e);
         Self {
-            id: e.task_id.clone(),
-            user_id: e.user_id.clone(),
+            id: s.id,
+            user_id: s.owner_id,
             fields: TaskFields {
-                title: e.title.trim().to_owned(),
-                description: e.description.clone(),
-                priority: e.priority,
-                due_at: e.due_date,
-                category_id: e.category_id.clone(),
-                tags: e.tags.clone(),
-                recurrence: e.recurrence.clone(),
-                reminders: e.reminders.clone(),
+                title: s.title.trim().to_owned(),
+                description: s.description,
+                priority: s.priority,
+                due_at: s.due_date,
+                category_id: s.category_id,
+                tags: s.tags,
+                recurrence: s.recurrence,
+                reminders: s.reminders,
             },
-            status: e.status,
-            series_id: e.series_id.clone(),
-            occurrence_index: e.occurrence_index,
-            version: e.version,
-            created_at,
-            updated_at: e.event_timestamp.max(created_at),
-            completed_at: (e.status == TaskStatus::Completed).then_some(e.event_timestamp),
+            status: s.status,
+            series_id: s.series_id,
+            occurrence_index: s.occurrence_index,
+            version: s.version,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            completed_at: s.completed_at,
             origin: producer.to_owned(),
         }
     }

@@ -1,6 +1,6 @@
 //! Times at the edge: RFC 3339 text in the API, epoch milliseconds inside and on the wire.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 /// 2000-01-01T00:00:00Z: the events crate refuses earlier times as unit mix-ups.
 pub const EARLIEST: i64 = 946_684_800_000;
@@ -26,12 +26,8 @@ pub fn parse_any(value: &str) -> Result<i64, String> {
         .map_err(|_| "must be an RFC 3339 time, e.g. 2026-11-25T09:00:00Z".to_owned())
 }
 
-/// RFC 3339 (UTC, milliseconds) of an epoch-ms time.
-pub fn format(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+/// RFC 3339 (UTC, milliseconds) of an epoch-ms time: the events crate's, which every client view uses.
+pub use events::time::rfc3339 as format;
 
 pub fn to_datetime(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::<Utc>::from_timestamp_millis(ms)

@@ -141,26 +141,6 @@ pub fn parse_timezone(value: &str) -> Result<String, String> {
         .map_err(|e| e.message)
 }
 
-/// A notification channel as the API spells it (any case).
-pub fn parse_channel(value: &str) -> Result<NotificationChannel, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "email" => Ok(NotificationChannel::Email),
-        "webhook" => Ok(NotificationChannel::Webhook),
-        "in_app" | "in-app" | "inapp" => Ok(NotificationChannel::InApp),
-        _ => Err(format!(
-            "unknown channel {value:?}; use email, webhook or in_app"
-        )),
-    }
-}
-
-pub fn channel_name(channel: NotificationChannel) -> &'static str {
-    match channel {
-        NotificationChannel::Email => "email",
-        NotificationChannel::Webhook => "webhook",
-        NotificationChannel::InApp => "in_app",
-    }
-}
-
 /// An http(s) URL for webhook deliveries.
 pub fn parse_webhook_url(value: &str) -> Result<String, String> {
     let value = value.trim();
@@ -236,9 +216,10 @@ impl Profile {
         if let Some(channels) = &req.notification_channels {
             let mut parsed = Vec::new();
             for (i, c) in channels.iter().enumerate() {
-                if let Some(c) =
-                    invalid.check(&format!("notification_channels[{i}]"), parse_channel(c))
-                    && !parsed.contains(&c)
+                if let Some(c) = invalid.check(
+                    &format!("notification_channels[{i}]"),
+                    c.parse::<NotificationChannel>(),
+                ) && !parsed.contains(&c)
                 {
                     parsed.push(c);
                 }

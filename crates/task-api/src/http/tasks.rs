@@ -20,7 +20,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 fn task_response(status: actix_web::http::StatusCode, task: &Task) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ETAG, etag(task.version)))
-        .json(TaskView::from(task))
+        .json(task.view())
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
@@ -163,7 +163,7 @@ pub async fn list_tasks(
         None
     };
     Ok(HttpResponse::Ok().json(TaskPage {
-        items: rows.iter().map(TaskView::from).collect(),
+        items: rows.iter().map(Task::view).collect(),
         next_cursor,
     }))
 }

@@ -7,9 +7,7 @@ use service_kit::db::{DbConnection, DbError};
 use super::corrupt;
 use super::schema::{task_tags, tasks};
 use crate::domain::query::{Cursor, SortField, TaskQuery};
-use crate::domain::task::{
-    Task, TaskFields, parse_priority, parse_status, priority_name, priority_rank, status_name,
-};
+use crate::domain::task::{Task, TaskFields};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tasks)]
@@ -58,9 +56,9 @@ impl From<&Task> for TaskRow {
             user_id: t.user_id.clone(),
             title: f.title.clone(),
             description: f.description.clone(),
-            priority: priority_name(f.priority).to_owned(),
-            priority_rank: priority_rank(f.priority),
-            status: status_name(t.status).to_owned(),
+            priority: f.priority.as_str().to_owned(),
+            priority_rank: f.priority.rank(),
+            status: t.status.as_str().to_owned(),
             due_at: f.due_at,
             due_sort: f.due_at.unwrap_or(NO_DUE_DATE),
             category_id: f.category_id.clone(),
@@ -83,8 +81,8 @@ impl TryFrom<TaskRow> for Task {
     type Error = DbError;
 
     fn try_from(r: TaskRow) -> Result<Self, DbError> {
-        let priority: Priority = parse_priority(&r.priority).map_err(|e| corrupt("priority", e))?;
-        let status: TaskStatus = parse_status(&r.status).map_err(|e| corrupt("status", e))?;
+        let priority: Priority = r.priority.parse().map_err(|e| corrupt("priority", e))?;
+        let status: TaskStatus = r.status.parse().map_err(|e| corrupt("status", e))?;
         Ok(Task {
             fields: TaskFields {
                 title: r.title,
@@ -229,7 +227,7 @@ pub fn sort_key(task: &Task, field: SortField) -> i64 {
         SortField::CreatedAt => task.created_at,
         SortField::UpdatedAt => task.updated_at,
         SortField::DueAt => task.fields.due_at.unwrap_or(NO_DUE_DATE),
-        SortField::Priority => priority_rank(task.fields.priority),
+        SortField::Priority => task.fields.priority.rank(),
     }
 }
 
@@ -255,10 +253,10 @@ pub fn list(conn: &mut DbConnection, user_id: &str, q: &TaskQuery) -> Result<Vec
         .select(TaskRow::as_select())
         .into_boxed();
     if let Some(status) = q.status {
-        query = query.filter(tasks::status.eq(status_name(status)));
+        query = query.filter(tasks::status.eq(status.as_str()));
     }
     if let Some(p) = q.priority {
-        query = query.filter(tasks::priority.eq(priority_name(p)));
+        query = query.filter(tasks::priority.eq(p.as_str()));
     }
     if let Some(c) = &q.category_id {
         query = query.filter(tasks::category_id.eq(c.clone()));
