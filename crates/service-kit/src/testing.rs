@@ -90,6 +90,35 @@ pub fn unique_group(prefix: &str) -> String {
     format!("{prefix}-test-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// How long a test helper keeps asking Kafka through transient errors (a partition whose
+/// leader is moving answers NotLeaderForPartition or UnknownPartition for a moment).
+const TRANSIENT_BOUND: Duration = Duration::from_secs(60);
+
+/// Low and high watermark of a partition, retried through transient errors within
+/// [`TRANSIENT_BOUND`], as the services retry them; panics with the last error after that.
+pub fn watermarks(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> (i64, i64) {
+    use rdkafka::consumer::Consumer;
+    let deadline = Instant::now() + TRANSIENT_BOUND;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(w) => return w,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(%e, topic, partition, "watermarks not available yet; retrying");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => panic!(
+                "watermarks of {topic}/{partition}: still failing after {TRANSIENT_BOUND:?}: {e}"
+            ),
+        }
+    }
+}
+
 /// Commit `group`'s offsets at the current end of every partition of `topics`, so a service
 /// started with that group sees only what is published from now on, whatever the topics hold.
 pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
@@ -103,9 +132,7 @@ pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
     let mut tpl = rdkafka::TopicPartitionList::new();
     for topic in topics {
         for partition in 0..topic.spec().partitions {
-            let (_, high) = consumer
-                .fetch_watermarks(topic.name(), partition, Duration::from_secs(10))
-                .expect("watermarks");
+            let (_, high) = watermarks(&consumer, topic.name(), partition);
             tpl.add_partition_offset(topic.name(), partition, rdkafka::Offset::Offset(high))
                 .expect("offset");
         }
@@ -117,18 +144,13 @@ pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
 
 /// End offsets of every partition of a topic (by name), to read what arrives after them.
 pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::consumer::BaseConsumer;
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers())
         .create()
         .expect("consumer");
     (0..partitions)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks")
-                .1
-        })
+        .map(|p| watermarks(&consumer, topic, p).1)
         .collect()
 }
 

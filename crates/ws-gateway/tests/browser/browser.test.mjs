@@ -208,7 +208,8 @@ test('user A in two windows sees every change live; user B sees none of it', asy
   // same cluster adds a next occurrence to this test's list).
   await createTask(a1, { title: titles.rent, priority: 'medium', rrule: 'FREQ=MONTHLY;BYMONTHDAY=1' });
   await taskItem(a2, titles.rent).waitFor({ timeout: BOUND });
-  assert.match(await taskItem(a2, titles.rent).innerText(), /Repeats FREQ=MONTHLY;BYMONTHDAY=1/);
+  // The rule in words, not its RRULE text.
+  assert.match(await taskItem(a2, titles.rent).innerText(), /Every month on day 1, /);
 
   // Completing it in the second window updates the first.
   await taskItem(a2, titles.plants).locator('.task-done').check();
@@ -324,4 +325,101 @@ test('deleting in one window removes the task from the other; filters narrow the
   await taskItem(a2, titles.edited).waitFor({ timeout: BOUND });
   await shot(a2, 'a2-filtered');
   assert.deepEqual(pageErrors, [], 'no script errors in any window');
+});
+
+// Seed 000's frontend, unchanged: it reads message.data as the task itself.
+const SEED_CLIENT = (wsBase, token) => {
+  const ws = new WebSocket(`${wsBase}/ws/tasks?token=${token}`);
+  ws.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === 'task_created') {
+      console.log('New task:', message.data);
+      console.log('New task id:', message.data.id, 'title:', message.data.title);
+    }
+  };
+  return ws;
+};
+
+async function apiAs(token, method, pathname, body) {
+  const response = await fetch(`${API}${pathname}`, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${pathname}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function newUser(prefix, timezone) {
+  const email = `${prefix}-${run}-${Date.now()}@example.com`;
+  await apiAs(null, 'POST', '/api/auth/register', { email, password: PASSWORD, timezone });
+  const login = await apiAs(null, 'POST', '/api/auth/login', { email, password: PASSWORD });
+  return login.access_token;
+}
+
+test("seed 000's client snippet logs the created task's id and title from message.data", async () => {
+  const token = await newUser('seed', 'UTC');
+  const context = await browser.newContext();
+  const page = watch(await context.newPage(), 'seed');
+  const logged = [];
+  page.on('console', async (m) => {
+    try {
+      logged.push(await Promise.all(m.args().map((a) => a.jsonValue())));
+    } catch {
+      // a page being closed
+    }
+  });
+  await page.goto(`${API}/openapi.json`);
+  const wsBase = GATEWAY.replace(/^http/, 'ws');
+  await page.evaluate(
+    ({ source, wsBase, token }) =>
+      new Promise((resolve, reject) => {
+        // eslint-disable-next-line no-new-func
+        const ws = new Function(`return (${source})`)()(wsBase, token);
+        // Not part of the snippet: start only once the gateway has registered the connection.
+        ws.addEventListener('message', (e) => JSON.parse(e.data).type === 'ready' && resolve());
+        ws.addEventListener('error', () => reject(new Error('WebSocket failed')));
+      }),
+    { source: SEED_CLIENT.toString(), wsBase, token },
+  );
+  const task = await apiAs(token, 'POST', '/api/tasks', { title: `Seed client ${run}`, priority: 'high' });
+  await waitUntil('the snippet logged the new task', () =>
+    logged.some((args) => args[0] === 'New task id:' && args[1] === task.id),
+  );
+  const [, data] = logged.find((args) => args[0] === 'New task:');
+  assert.equal(data.id, task.id);
+  assert.equal(data.title, `Seed client ${run}`);
+  assert.deepEqual(data, task, 'the logged task is the REST task JSON');
+  const line = logged.find((args) => args[0] === 'New task id:');
+  assert.deepEqual(line, ['New task id:', task.id, 'title:', `Seed client ${run}`]);
+  await context.close();
+});
+
+test("recurrence reads in words and due dates name the task's zone when it is not the browser's", async () => {
+  const token = await newUser('zones', 'Europe/Berlin');
+  // 2027-03-01 is a Monday; 08:00 UTC is 09:00 in Berlin (CET).
+  await apiAs(token, 'POST', '/api/tasks', {
+    title: `Yoga ${run}`,
+    due_at: '2027-03-01T08:00:00Z',
+    recurrence: { rrule: 'FREQ=WEEKLY;BYDAY=MO,WE,FR', timezone: 'Europe/Berlin' },
+  });
+  await apiAs(token, 'POST', '/api/tasks', {
+    title: `Standup ${run}`,
+    due_at: '2027-03-01T14:00:00Z',
+    recurrence: { cron: '0 9 * * 1-5', timezone: 'America/New_York' },
+  });
+  const context = await browser.newContext({ timezoneId: 'Asia/Tokyo' });
+  const page = watch(await context.newPage(), 'zones');
+  await page.goto(API);
+  await page.evaluate((t) => sessionStorage.setItem('todo.token', t), token);
+  await page.goto(API);
+  await taskItem(page, `Yoga ${run}`).waitFor({ timeout: BOUND });
+  const yoga = await taskItem(page, `Yoga ${run}`).innerText();
+  assert.match(yoga, /Every week on Mon, Wed, Fri at 09:00, Europe\/Berlin/);
+  assert.match(yoga, /Due .*\(Europe\/Berlin\)/);
+  const standup = await taskItem(page, `Standup ${run}`).innerText();
+  assert.match(standup, /Every week on Mon–Fri at 09:00, America\/New_York/);
+  await shot(page, 'zones');
+  await context.close();
 });
