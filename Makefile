@@ -6,7 +6,14 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/todo-platform/target
 DATABASE ?= sqlite
 export DATABASE
 
-.PHONY: dev test stop fmt lint cluster status bench chaos deps
+.PHONY: help dev test stop fmt lint cluster status bench chaos deps
+.DEFAULT_GOAL := help
+
+## make help: this list of targets (from the `## ` comment above each one)
+help:
+	@echo "Targets (README.md says more; the contract is docs/contract.md):"
+	@sed -n 's/^## make \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | \
+		awk -F'\t' '{ printf "  make %-14s %s\n", $$1, $$2 }'
 
 ## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL)
 dev:
@@ -24,6 +31,7 @@ stop:
 cluster:
 	scripts/cluster.sh up
 
+## make status: what runs (brokers, registry, topics, schemas, services) and whether it is ready
 status:
 	scripts/cluster.sh status
 	scripts/services.sh status
@@ -36,12 +44,15 @@ chaos:
 bench:
 	scripts/bench.sh
 
+## make deps: install the Debian packages and the Python venv the project needs (root or sudo)
 deps:
 	scripts/install-deps.sh
 
+## make fmt: format the Rust code
 fmt:
 	cargo fmt --all
 
+## make lint: what CI checks before the tests (fmt, clippy with warnings denied, shellcheck)
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

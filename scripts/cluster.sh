@@ -3,6 +3,7 @@
 # topic of the catalogue (and the dead-letter topics) and every schema, then a status.
 #
 #   scripts/cluster.sh up       start what is not running, create topics, register schemas
+#   scripts/cluster.sh start    only start the brokers and the registry (no topics, no build)
 #   scripts/cluster.sh status   brokers, topics with their configs, subjects (fails on drift)
 #   scripts/cluster.sh down     stop the registry and the brokers
 #
@@ -13,18 +14,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}"
 
-todoctl() {
-    (cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- "$@")
+start_backbone() {
+    # The brokers and the registry start in parallel: both are JVMs that take seconds.
+    "$SCRIPTS_DIR/kafka.sh" start &
+    local kafka_pid=$!
+    "$SCRIPTS_DIR/registry.sh" start
+    wait "$kafka_pid"
 }
 
 case "${1:-}" in
+start)
+    start_backbone
+    ;;
 up)
     started=$SECONDS
-    # The brokers and the registry start in parallel: both are JVMs that take seconds.
-    "$SCRIPTS_DIR/kafka.sh" start &
-    kafka_pid=$!
-    "$SCRIPTS_DIR/registry.sh" start
-    wait "$kafka_pid"
+    start_backbone
     todoctl setup
     todoctl status
     log "cluster up in $((SECONDS - started)) s"

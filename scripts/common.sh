@@ -217,3 +217,32 @@ run_mvn() {
     need_cmd mvn
     mvn -B -q -ntp -Dstyle.color=never "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2
 }
+
+# ---- the binaries ------------------------------------------------------------------------
+# One target dir outside the clone (the Makefile's default too), so every clone shares it.
+TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
+export CARGO_TARGET_DIR="$TARGET_DIR"
+# What `make dev` runs. They are built by ONE cargo invocation, always with this same list:
+# cargo unifies dependency features per invocation, so building todoctl alone first and the
+# services later compiled tokio, reqwest and everything above them twice, with other features.
+# `make test` sets BUILD_PACKAGES=todoctl: its own `cargo test` build is the big one there.
+read -r -a BUILD_PACKAGES <<<"${BUILD_PACKAGES:-todoctl task-api ws-gateway notification-service recurring-task-service audit-service}"
+
+# build_binaries: builds BUILD_PACKAGES once per run (BINARIES_BUILT is passed to child
+# scripts), showing cargo's progress: a line per compiled crate, the elapsed time at the end.
+build_binaries() {
+    [[ -n "${BINARIES_BUILT:-}" ]] && return 0
+    need_cmd cargo
+    local t0=$SECONDS args=() p
+    for p in "${BUILD_PACKAGES[@]}"; do args+=(--package "$p"); done
+    log "cargo build ${BUILD_PACKAGES[*]} (a first build takes minutes on 2 cores; cargo names each crate)"
+    (cd "$REPO_ROOT" && cargo build "${args[@]}") || die "cargo build failed (output above)"
+    log "built in $((SECONDS - t0)) s: $TARGET_DIR/debug/{$(IFS=,; echo "${BUILD_PACKAGES[*]}")}"
+    export BINARIES_BUILT=1
+}
+
+# todoctl <args...>: the operator tool, from the shared build (never a `cargo run` of its own).
+todoctl() {
+    build_binaries
+    (cd "$REPO_ROOT" && "$TARGET_DIR/debug/todoctl" "$@")
+}

@@ -8,6 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export DATABASE="${DATABASE:-sqlite}"
 started=$SECONDS
+# One line per step with the time since the start, so a first run (minutes of compiling) shows
+# where it is.
+step() { log "[$((SECONDS - started)) s] $*"; }
 
 stop_all() {
     trap - INT TERM
@@ -17,19 +20,39 @@ stop_all() {
 }
 trap stop_all INT TERM
 
+# The infrastructure starts in the background while cargo compiles: JVM starts, the first
+# downloads (Kafka, the registry) and the first Mailpit build overlap the Rust build instead
+# of adding to it.
+mkdir -p "$LOG_DIR"
+INFRA_LOG="$LOG_DIR/dev-infrastructure.log"
+step "starting Kafka (3 brokers), the schema registry and the SMTP sink in the background (log: $INFRA_LOG)"
+{
+    "$SCRIPTS_DIR/cluster.sh" start
+    "$SCRIPTS_DIR/smtp-sink.sh" start
+    if [[ "$DATABASE" == postgres ]]; then
+        "$SCRIPTS_DIR/postgres.sh" start
+    fi
+} >"$INFRA_LOG" 2>&1 &
+infra_pid=$!
+
+step "building the services and todoctl"
+build_binaries
+step "waiting for the infrastructure"
+if ! wait "$infra_pid"; then
+    tail -n 20 "$INFRA_LOG" >&2
+    die "the infrastructure did not start (last lines of $INFRA_LOG above)"
+fi
+step "infrastructure up; creating topics and registering schemas"
 "$SCRIPTS_DIR/cluster.sh" up
-"$SCRIPTS_DIR/smtp-sink.sh" start
 # A first start begins at the end of the topics rather than replaying what test runs left
 # there; later starts resume from the groups' committed offsets, unless tests ran in between:
 # then the groups move past what the tests wrote (events this environment published and had
 # not yet consumed when it stopped are skipped with them; its own stop drains what it can).
 positioning=()
 [[ -e "$TEST_TRAFFIC_MARK" ]] && positioning=(--even-committed)
-(cd "$REPO_ROOT" && cargo run --quiet --package todoctl -- start-groups-at-end "${positioning[@]}")
+todoctl start-groups-at-end "${positioning[@]}"
 rm -f "$TEST_TRAFFIC_MARK"
-if [[ "$DATABASE" == postgres ]]; then
-    "$SCRIPTS_DIR/postgres.sh" start
-fi
+step "starting the five services"
 "$SCRIPTS_DIR/services.sh" start
 
 cat <<EOT

@@ -17,7 +17,6 @@ SERVICE_TABLE=(task-api:8000 ws-gateway:8001 notification-service:8002 recurring
 DATABASE="${DATABASE:-sqlite}"
 DEV_DIR="$RUN_DIR/dev"
 DATA_DIR="$RUN_DIR/data"
-TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 
 port_of() {
     local entry
@@ -94,10 +93,7 @@ start() {
     local names=("$@") name
     ((${#names[@]})) || mapfile -t names < <(available)
     ensure_keys
-    local packages=()
-    for name in "${names[@]}"; do packages+=(--package "$name"); done
-    log "building ${names[*]}"
-    (cd "$REPO_ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --quiet "${packages[@]}")
+    build_binaries
     for name in "${names[@]}"; do
         is_running "svc-$name" && { log "$name already running"; continue; }
         ensure_port_free "$(port_of "$name")" "$name"

@@ -180,3 +180,56 @@ fn every_compose_file_is_valid() {
         );
     }
 }
+
+/// The rows of the topic table under `## 2. Topics` in docs/contract.md:
+/// name → (partitions, replication factor, retention in days, key field).
+fn topics_in_contract_document() -> BTreeMap<String, (i32, i32, u64, String)> {
+    let text = std::fs::read_to_string(repo().join("docs/contract.md")).unwrap();
+    let section = text
+        .split("\n## 2. Topics")
+        .nth(1)
+        .expect("docs/contract.md has a section 2. Topics");
+    let section = section.split("\n## ").next().unwrap();
+    let mut rows = BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        if cells[0] == "topic" || cells[0].starts_with("---") {
+            continue;
+        }
+        let [name, partitions, rf, retention, key] = cells[..] else {
+            panic!("a topic row has five cells: {line}");
+        };
+        let days = retention
+            .strip_suffix('d')
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("retention in days like 7d: {line}"));
+        let row = (
+            partitions.parse().unwrap(),
+            rf.parse().unwrap(),
+            days,
+            key.to_owned(),
+        );
+        assert!(rows.insert(name.to_owned(), row).is_none(), "{name} twice");
+    }
+    rows
+}
+
+#[test]
+fn the_contract_documents_topic_table_is_the_catalogue() {
+    let catalogue: BTreeMap<String, (i32, i32, u64, String)> = events::Topic::ALL
+        .iter()
+        .map(|t| {
+            let s = t.spec();
+            (
+                s.name.to_owned(),
+                (
+                    s.partitions,
+                    events::catalogue::REPLICATION_FACTOR,
+                    s.retention.as_secs() / 86_400,
+                    s.key_field.to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(topics_in_contract_document(), catalogue, "docs/contract.md");
+}
