@@ -442,6 +442,22 @@ impl AnyEvent {
         }
     }
 
+    /// The event of `topic` from its JSON text (Avro field names), as [`AnyEvent::to_json_string`]
+    /// writes it: how a stored event (an outbox row, an audit entry) becomes typed again.
+    pub fn from_json(topic: Topic, json: &str) -> serde_json::Result<Self> {
+        Ok(match topic {
+            Topic::TaskCreated => AnyEvent::TaskCreated(serde_json::from_str(json)?),
+            Topic::TaskUpdated => AnyEvent::TaskUpdated(serde_json::from_str(json)?),
+            Topic::TaskCompleted => AnyEvent::TaskCompleted(serde_json::from_str(json)?),
+            Topic::TaskDeleted => AnyEvent::TaskDeleted(serde_json::from_str(json)?),
+            Topic::UserRegistered => AnyEvent::UserRegistered(serde_json::from_str(json)?),
+            Topic::UserAuthenticated => AnyEvent::UserAuthenticated(serde_json::from_str(json)?),
+            Topic::NotificationSent => AnyEvent::NotificationSent(serde_json::from_str(json)?),
+            Topic::ReminderTriggered => AnyEvent::ReminderTriggered(serde_json::from_str(json)?),
+            Topic::UserUpdated => AnyEvent::UserUpdated(serde_json::from_str(json)?),
+        })
+    }
+
     /// The event as JSON text with its Avro field names, serialised directly (no intermediate
     /// `Value`): what a log or an audit row stores.
     pub fn to_json_string(&self) -> String {

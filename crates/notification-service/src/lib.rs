@@ -20,7 +20,6 @@ pub mod domain;
 pub mod due_loop;
 pub mod http;
 pub mod metrics;
-pub mod outbox;
 pub mod scheduler;
 pub mod startup;
 pub mod storage;

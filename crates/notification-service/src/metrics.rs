@@ -1,8 +1,6 @@
 //! The service's own metrics, registered next to the runtime's on the one registry.
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 use service_kit::metrics::{LATENCY_BUCKETS, Metrics};
 
 /// Firing delay buckets, in seconds: on-time firing is milliseconds, a restart minutes.
@@ -26,10 +24,6 @@ pub struct NotificationMetrics {
     /// Final delivery outcomes by channel and status (delivered, failed).
     pub notifications_total: IntCounterVec,
     pub delivery_attempt_seconds: HistogramVec,
-    pub outbox_published_total: IntCounterVec,
-    pub outbox_publish_failures_total: IntCounterVec,
-    /// Outbox events not yet published.
-    pub outbox_backlog: IntGauge,
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -61,8 +55,6 @@ impl NotificationMetrics {
             &["channel"],
         )
         .unwrap_or_else(|e| unreachable!("metric: {e}"));
-        let backlog = IntGauge::new("outbox_backlog_events", "Outbox events not yet published")
-            .unwrap_or_else(|e| unreachable!("metric: {e}"));
         Self {
             reminders_scheduled_total: metrics.register(&counter(
                 "reminders_scheduled_total",
@@ -98,17 +90,6 @@ impl NotificationMetrics {
                 &["channel", "status"],
             )),
             delivery_attempt_seconds: metrics.register(&attempt_seconds),
-            outbox_published_total: metrics.register(&counter_vec(
-                "outbox_published_total",
-                "Outbox events published, by topic",
-                &["topic"],
-            )),
-            outbox_publish_failures_total: metrics.register(&counter_vec(
-                "outbox_publish_failures_total",
-                "Outbox events whose publishing failed (retried later), by topic",
-                &["topic"],
-            )),
-            outbox_backlog: metrics.register(&backlog),
         }
     }
 }

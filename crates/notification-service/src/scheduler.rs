@@ -17,9 +17,8 @@ use crate::domain::ReminderState;
 use crate::domain::schedule::{Firing, firing};
 use crate::due_loop::{DuePass, Next};
 use crate::metrics::NotificationMetrics;
-use crate::storage::outbox;
-use crate::storage::outbox::NewOutboxEntry;
 use crate::storage::reminders::{self, ReminderRow};
+use service_kit::outbox::NewOutboxRow;
 
 pub struct ReminderScheduler {
     db: Database,
@@ -63,10 +62,10 @@ pub fn triggered_event(
     }
 }
 
-/// An outbox entry for an event, continuing `trace` (or a new trace).
-pub fn outbox_entry<E: Event>(event: &E, trace: Option<&str>, now: i64) -> NewOutboxEntry {
+/// An outbox row for an event, continuing `trace` (or a new trace).
+pub fn outbox_entry<E: Event>(event: &E, trace: Option<&str>, now: i64) -> NewOutboxRow {
     let trace = TraceContext::from_header_or_new(trace).child();
-    NewOutboxEntry {
+    NewOutboxRow {
         event_id: event.event_id().to_owned(),
         topic: E::TOPIC.name().to_owned(),
         message_key: event.key().to_owned(),
@@ -128,7 +127,7 @@ impl ReminderScheduler {
                 reminders::mark(conn, &on_time, ReminderState::Fired, Some(now), false, now)?;
                 reminders::mark(conn, &late, ReminderState::Fired, Some(now), true, now)?;
                 reminders::mark(conn, &expired, ReminderState::Expired, None, false, now)?;
-                outbox::insert(conn, &entries)?;
+                service_kit::outbox::store::insert(conn, &entries)?;
                 claimed.expired = expired.len();
                 Ok(claimed)
             })

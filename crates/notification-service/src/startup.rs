@@ -8,23 +8,23 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use anyhow::Context;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use events::{EventCodec, EventPublisher, Service, Topic};
+use events::{EventCodec, Service, Topic};
 use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http as kit_http;
 use service_kit::metrics::Metrics;
+use service_kit::outbox::{self, OutboxMetrics, OutboxRelay, RelaySettings};
 use service_kit::shutdown::Shutdown;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, SERVICE};
+use crate::config::Config;
 use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
 use crate::delivery::webhook::WebhookSender;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
 use crate::metrics::NotificationMetrics;
-use crate::outbox::OutboxRelay;
 use crate::scheduler::ReminderScheduler;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -35,10 +35,8 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES_MIGRATIONS,
 };
 
-/// Longest sleep of the relay with nothing to publish: a peer's lease may end meanwhile.
-const RELAY_MAX_IDLE: Duration = Duration::from_secs(10);
-/// How long the relay may take to publish the last events at shutdown.
-const RELAY_DRAIN: Duration = Duration::from_secs(10);
+/// How long published outbox rows are kept (for inspection).
+const OUTBOX_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub struct Application {
     port: u16,
@@ -48,7 +46,9 @@ pub struct Application {
     db: Database,
     scheduler: JoinHandle<ReminderScheduler>,
     worker: JoinHandle<DeliveryWorker>,
-    relay: JoinHandle<OutboxRelay>,
+    relay_stop: Shutdown,
+    relay: JoinHandle<()>,
+    monitor: JoinHandle<()>,
     shutdown_timeout: Duration,
 }
 
@@ -68,20 +68,39 @@ impl Application {
         {
             tracing::warn!(error = %e, "schemas not registered yet; retried when publishing");
         }
-        let publisher = EventPublisher::connect(
-            &config.common.kafka_bootstrap_servers,
-            codec.clone(),
-            SERVICE,
-        )
-        .context("creating the Kafka producer")?;
         let metrics = Metrics::new();
         let own = NotificationMetrics::register(&metrics);
+        let outbox_metrics = OutboxMetrics::register(&metrics, Service::NotificationService);
         let shutdown = Shutdown::new();
+        // The relay stops after the scheduler and the deliveries, to publish what they wrote.
+        let relay_stop = Shutdown::new();
+        let relay_db = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || db.dedicated(2))
+                .await?
+                .context("opening the outbox relay's connections")?
+        };
+        let relay = OutboxRelay::new(
+            relay_db,
+            &config.common.kafka_bootstrap_servers,
+            codec.clone(),
+            Service::NotificationService,
+            RelaySettings::default(),
+            outbox_metrics.clone(),
+        )
+        .context("creating the outbox relay's Kafka producer")?;
         let (scheduler_wake, delivery_wake, relay_wake) = (
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
-            Arc::new(Notify::new()),
+            relay.waker(),
         );
+        let relay = tokio::spawn(relay.run(relay_stop.clone()));
+        let monitor = tokio::spawn(outbox::monitor(
+            db.clone(),
+            outbox_metrics,
+            OUTBOX_RETENTION,
+            relay_stop.clone(),
+        ));
 
         let channels = Channels {
             email: EmailSender::new(&config.smtp, config.delivery.concurrency as u32)
@@ -116,13 +135,6 @@ impl Application {
             shutdown.clone(),
             config.schedule.max_idle,
         ));
-        let relay = tokio::spawn(due_loop::run(
-            "outbox",
-            OutboxRelay::new(db.clone(), publisher, own.clone()),
-            relay_wake,
-            shutdown.clone(),
-            RELAY_MAX_IDLE,
-        ));
 
         let mut settings = ConsumerSettings::for_service(
             Service::NotificationService,
@@ -154,7 +166,9 @@ impl Application {
             db,
             scheduler,
             worker,
+            relay_stop,
             relay,
+            monitor,
             shutdown_timeout: config.common.shutdown_timeout,
         })
     }
@@ -185,9 +199,9 @@ impl Application {
         if let Ok(worker) = self.worker.await {
             worker.finish_in_flight(self.shutdown_timeout).await;
         }
-        if let Ok(mut relay) = self.relay.await {
-            relay.drain(RELAY_DRAIN).await;
-        }
+        self.relay_stop.trigger();
+        let _ = self.relay.await;
+        let _ = self.monitor.await;
         let _ = server.await;
         tracing::info!("notification-service stopped");
         Ok(())

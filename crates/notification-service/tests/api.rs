@@ -121,7 +121,7 @@ async fn bad_requests_get_problems_not_server_errors() {
         "reminders_scheduled_total",
         "reminder_firing_delay_seconds",
         "reminders_expired_total",
-        "outbox_backlog_events",
+        "outbox_backlog_rows",
     ] {
         assert!(metrics.contains(family), "{family} exported");
     }

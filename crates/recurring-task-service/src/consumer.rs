@@ -373,16 +373,14 @@ fn record_next(
             source_task_id: completed.task_id.clone(),
             source_event_id: source.event_id.clone(),
             due_date: Some(due),
-            payload: json(&event)?,
-            traceparent: source.traceparent.clone(),
             created_at: now,
-            published_at: None,
-            publish_attempts: 0,
         },
     )?;
     if !recorded {
         return Ok(Applied::NoNext("already_created"));
     }
+    // Its task.created leaves through the outbox, committed with the ledger row.
+    service_kit::outbox::enqueue(conn, &event, source.traceparent.as_deref())?;
     // The new task is part of the series from now on, even before its task.created returns.
     let next = TaskSnapshot {
         task_id: event.task_id.clone(),

@@ -182,15 +182,21 @@ pub struct SeriesView {
 }
 
 impl SeriesView {
-    fn build(series: SeriesRow, tasks: Vec<OccurrenceRow>, ledger: Vec<NextOccurrenceRow>) -> Self {
+    /// `ledger`: the generated occurrences, each with whether its task.created still waits in
+    /// the outbox.
+    fn build(
+        series: SeriesRow,
+        tasks: Vec<OccurrenceRow>,
+        ledger: Vec<(NextOccurrenceRow, bool)>,
+    ) -> Self {
         let occurrences = tasks
             .into_iter()
             .map(|o| {
-                let generated = ledger.iter().find(|n| n.task_id == o.task_id);
+                let generated = ledger.iter().find(|(n, _)| n.task_id == o.task_id);
                 OccurrenceView {
                     index: o.occurrence_index,
                     generated: generated.is_some(),
-                    published: generated.map(|n| n.published_at.is_some()),
+                    published: generated.map(|(_, pending)| !pending),
                     task_id: o.task_id,
                     status: o.status,
                     due_at: o.due_date.map(rfc3339),
@@ -251,7 +257,13 @@ async fn series(
                 return Ok(None);
             };
             let tasks = storage::occurrences_of(conn, &id)?;
-            let ledger = storage::next_occurrences_of(conn, &id)?;
+            let ledger = storage::next_occurrences_of(conn, &id)?
+                .into_iter()
+                .map(|n| {
+                    let pending = service_kit::outbox::store::is_pending(conn, &n.event_id)?;
+                    Ok((n, pending))
+                })
+                .collect::<Result<Vec<_>, DbError>>()?;
             Ok(Some((series, tasks, ledger)))
         })
         .await

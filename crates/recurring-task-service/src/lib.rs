@@ -13,6 +13,5 @@ pub mod consumer;
 pub mod domain;
 pub mod http;
 pub mod metrics;
-pub mod relay;
 pub mod startup;
 pub mod storage;

@@ -6,19 +6,17 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use anyhow::Context;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use events::{EventCodec, EventPublisher, Service};
+use events::{EventCodec, Service};
 use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http as kit_http;
 use service_kit::metrics::Metrics;
+use service_kit::outbox::{self, OutboxMetrics, OutboxRelay, RelaySettings};
 use service_kit::shutdown::Shutdown;
-use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::consumer::SeriesFollower;
-use crate::domain::PRODUCER;
 use crate::metrics::SeriesMetrics;
-use crate::relay::OutboxRelay;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -28,11 +26,15 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES_MIGRATIONS,
 };
 
+/// How long published outbox rows are kept (for inspection).
+const OUTBOX_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 pub struct Application {
     port: u16,
     server: Server,
     consumer: ConsumerRuntime,
     relay: tokio::task::JoinHandle<()>,
+    monitor: tokio::task::JoinHandle<()>,
     relay_stop: Shutdown,
     shutdown: Shutdown,
     db: Database,
@@ -48,28 +50,38 @@ impl Application {
         let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
         let metrics = Metrics::new();
         let series_metrics = SeriesMetrics::register(&metrics);
+        let outbox_metrics = OutboxMetrics::register(&metrics, Service::RecurringTaskService);
         let shutdown = Shutdown::new();
 
-        let publisher = EventPublisher::connect(
+        let relay_db = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || db.dedicated(2))
+                .await?
+                .context("opening the outbox relay's connections")?
+        };
+        let relay = OutboxRelay::new(
+            relay_db,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
-            PRODUCER,
+            Service::RecurringTaskService,
+            RelaySettings {
+                poll_interval: config.relay_interval,
+                ..RelaySettings::default()
+            },
+            outbox_metrics.clone(),
         )
-        .context("creating the Kafka producer")?;
-        let wake = Arc::new(Notify::new());
+        .context("creating the outbox relay's Kafka producer")?;
         // Whatever a previous run recorded but did not publish goes out first.
+        let wake = relay.waker();
         wake.notify_one();
         let relay_stop = Shutdown::new();
-        let relay = tokio::spawn(
-            OutboxRelay::new(
-                db.clone(),
-                publisher,
-                wake.clone(),
-                config.relay_interval,
-                series_metrics.clone(),
-            )
-            .run(relay_stop.clone()),
-        );
+        let relay = tokio::spawn(relay.run(relay_stop.clone()));
+        let monitor = tokio::spawn(outbox::monitor(
+            db.clone(),
+            outbox_metrics,
+            OUTBOX_RETENTION,
+            relay_stop.clone(),
+        ));
 
         let mut settings = ConsumerSettings::for_service(
             Service::RecurringTaskService,
@@ -103,6 +115,7 @@ impl Application {
             server,
             consumer,
             relay,
+            monitor,
             relay_stop,
             shutdown,
             db,
@@ -134,6 +147,7 @@ impl Application {
         // Only now: the consumer's last completions may have recorded next occurrences.
         self.relay_stop.trigger();
         let _ = self.relay.await;
+        let _ = self.monitor.await;
         let _ = server.await;
         tracing::info!("recurring-task-service stopped");
         Ok(())

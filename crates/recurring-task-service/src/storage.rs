@@ -53,11 +53,7 @@ diesel::table! {
         source_task_id -> Text,
         source_event_id -> Text,
         due_date -> Nullable<BigInt>,
-        payload -> Text,
-        traceparent -> Nullable<Text>,
         created_at -> BigInt,
-        published_at -> Nullable<BigInt>,
-        publish_attempts -> Integer,
     }
 }
 
@@ -127,12 +123,7 @@ pub struct NextOccurrenceRow {
     pub source_task_id: String,
     pub source_event_id: String,
     pub due_date: Option<i64>,
-    /// JSON of the `events::TaskCreatedEvent` to publish, byte for byte the same on every retry.
-    pub payload: String,
-    pub traceparent: Option<String>,
     pub created_at: i64,
-    pub published_at: Option<i64>,
-    pub publish_attempts: i32,
 }
 
 // ---- series --------------------------------------------------------------------------------------
@@ -308,7 +299,7 @@ pub fn occurrences_of(
         .load(conn)?)
 }
 
-// ---- next occurrences (ledger and outbox) --------------------------------------------------------
+// ---- next occurrences (the ledger; their events go out through the shared outbox) --------------------------------------------------------
 
 /// Record a next occurrence; `false` when that occurrence of the series exists already.
 pub fn record_next_occurrence(
@@ -330,54 +321,6 @@ pub fn next_occurrence_exists(
         .first::<String>(conn)
         .optional()?
         .is_some())
-}
-
-/// Next occurrences not yet acknowledged by the brokers, oldest first.
-pub fn pending(conn: &mut DbConnection, limit: i64) -> Result<Vec<NextOccurrenceRow>, DbError> {
-    use next_occurrences::dsl as n;
-    Ok(n::next_occurrences
-        .filter(n::published_at.is_null())
-        .select(NextOccurrenceRow::as_select())
-        .order(n::created_at.asc())
-        .limit(limit)
-        .load(conn)?)
-}
-
-pub fn count_pending(conn: &mut DbConnection) -> Result<i64, DbError> {
-    use next_occurrences::dsl as n;
-    Ok(n::next_occurrences
-        .filter(n::published_at.is_null())
-        .count()
-        .get_result(conn)?)
-}
-
-pub fn mark_published(
-    conn: &mut DbConnection,
-    keys: &[(String, i64)],
-    now: i64,
-) -> Result<(), DbError> {
-    use next_occurrences::dsl as n;
-    for (series_id, index) in keys {
-        diesel::update(n::next_occurrences.find((series_id, index)))
-            .set((
-                n::published_at.eq(now),
-                n::publish_attempts.eq(n::publish_attempts + 1),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-pub fn count_failed_attempt(
-    conn: &mut DbConnection,
-    series_id: &str,
-    index: i64,
-) -> Result<(), DbError> {
-    use next_occurrences::dsl as n;
-    diesel::update(n::next_occurrences.find((series_id, index)))
-        .set(n::publish_attempts.eq(n::publish_attempts + 1))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// The ledger rows of a series, by index.

@@ -329,10 +329,15 @@ async fn a_recorded_but_unpublished_occurrence_is_published_after_a_restart() {
         |s| s["occurrences"][1]["published"] == true,
     )
     .await;
-    let m = app.metrics().await;
-    assert_eq!(
-        testing::metric_sum(&m, "recurring_outbox_pending", &[]),
-        0.0
-    );
+    // The backlog gauge is refreshed every second.
+    testing::wait_for(
+        "the outbox backlog gauge at 0",
+        Duration::from_secs(10),
+        || async {
+            let m = app.metrics().await;
+            (testing::metric_sum(&m, "outbox_backlog_rows", &[]) == 0.0).then_some(())
+        },
+    )
+    .await;
     app.stop().await;
 }

@@ -6,6 +6,7 @@ pub mod consumer;
 pub mod db;
 pub mod http;
 pub mod metrics;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 pub mod webhook;

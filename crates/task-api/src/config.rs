@@ -65,6 +65,18 @@ pub struct OutboxSettings {
     pub retention: Duration,
 }
 
+impl OutboxSettings {
+    /// The shared relay's settings (service_kit::outbox).
+    pub fn relay_settings(&self) -> service_kit::outbox::RelaySettings {
+        service_kit::outbox::RelaySettings {
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+            publish_timeout: self.publish_timeout,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for OutboxSettings {
     fn default() -> Self {
         Self {

@@ -5,7 +5,6 @@
 //! * [`domain`]: types and rules, parsed at the edge;
 //! * [`changes`]: each change as one transaction (row + outbox event);
 //! * [`storage`]: diesel tables on SQLite or PostgreSQL;
-//! * [`relay`]: the outbox relay and its metrics;
 //! * [`ingest`]: the task.created consumer;
 //! * [`http`]: handlers, the web page, the OpenAPI document;
 //! * [`startup`]: wiring and orderly shutdown.
@@ -16,6 +15,5 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
-pub mod relay;
 pub mod startup;
 pub mod storage;

@@ -12,18 +12,18 @@ use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http::{self as kit_http, Readiness};
 use service_kit::metrics::Metrics;
+use service_kit::outbox::{self, OutboxMetrics, OutboxRelay};
 use service_kit::shutdown::Shutdown;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
 use utoipa_scalar::{Scalar, Servable};
 
 use crate::auth::{passwords, rate_limit::LoginLimiter};
+use crate::changes::group_commit::GroupCommit;
 use crate::config::Config;
 use crate::http::AppState;
 use crate::http::openapi::ApiDoc;
 use crate::ingest::TaskIngest;
-use crate::relay::{self, OutboxMetrics, OutboxRelay};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -41,6 +41,7 @@ pub struct Application {
     relay_stop: Shutdown,
     relay: JoinHandle<()>,
     monitor: JoinHandle<()>,
+    janitor: JoinHandle<()>,
     db: Database,
 }
 
@@ -53,10 +54,9 @@ impl Application {
             .context("opening the database")?;
         let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
         let metrics = Metrics::new();
-        let outbox_metrics = OutboxMetrics::register(&metrics);
+        let outbox_metrics = OutboxMetrics::register(&metrics, Service::TaskApi);
         let shutdown = Shutdown::new();
         let relay_stop = Shutdown::new();
-        let wakeup = Arc::new(Notify::new());
 
         // The relay holds its connection for a whole round; with a pool of its own it never
         // waits behind the API's requests (which kept it from publishing for seconds under load).
@@ -70,15 +70,20 @@ impl Application {
             relay_db,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
-            config.outbox,
-            wakeup.clone(),
+            Service::TaskApi,
+            config.outbox.relay_settings(),
             outbox_metrics.clone(),
         )?;
+        let wakeup = outbox_relay.waker();
         let relay = tokio::spawn(outbox_relay.run(relay_stop.clone()));
-        let monitor = tokio::spawn(relay::monitor(
+        let monitor = tokio::spawn(outbox::monitor(
             db.clone(),
             outbox_metrics,
             config.outbox.retention,
+            relay_stop.clone(),
+        ));
+        let janitor = tokio::spawn(crate::storage::idempotency::expire_periodically(
+            db.clone(),
             relay_stop.clone(),
         ));
 
@@ -105,6 +110,7 @@ impl Application {
             signer: config.signer.clone(),
             webhook_key: config.webhook_key.clone(),
             limiter: LoginLimiter::new(config.login_limits),
+            writes: GroupCommit::start(db.clone(), wakeup.clone()),
             relay_wakeup: wakeup,
             ws_public_url: config.ws_public_url.clone(),
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".to_owned()),
@@ -140,6 +146,7 @@ impl Application {
             relay_stop,
             relay,
             monitor,
+            janitor,
             db,
         })
     }
@@ -168,6 +175,7 @@ impl Application {
         self.relay_stop.trigger();
         let _ = self.relay.await;
         let _ = self.monitor.await;
+        let _ = self.janitor.await;
         self.consumer.join().await;
         let _ = server.await;
         tracing::info!("task-api stopped");

@@ -176,7 +176,7 @@ async fn sigterm_publishes_what_was_accepted_and_exits_cleanly() {
     let backlog = tokio::task::spawn_blocking(move || {
         let d = service_kit::db::Database::connect(&db, task_api::startup::MIGRATIONS).unwrap();
         let mut conn = d.pool().get().unwrap();
-        task_api::storage::outbox::backlog(&mut conn).unwrap().0
+        service_kit::outbox::store::backlog(&mut conn).unwrap().rows
     })
     .await
     .unwrap();

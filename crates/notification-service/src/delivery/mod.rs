@@ -28,7 +28,6 @@ use crate::due_loop::{DuePass, Next};
 use crate::metrics::NotificationMetrics;
 use crate::scheduler::outbox_entry;
 use crate::storage::deliveries::{self, DeliveryRow};
-use crate::storage::outbox;
 use crate::storage::users::{self, UserRow};
 use email::EmailSender;
 use webhook::WebhookSender;
@@ -338,7 +337,7 @@ async fn record(shared: &Shared, row: &DeliveryRow, attempts: i32, verdict: Verd
                             return Ok(false);
                         }
                         let event = sent_event(&row, channel, *state, attempts, error.clone(), now);
-                        outbox::insert(
+                        service_kit::outbox::store::insert(
                             conn,
                             &[outbox_entry(&event, row.traceparent.as_deref(), now)],
                         )?;

@@ -3,7 +3,6 @@
 //! `FOR UPDATE SKIP LOCKED`) match on the connection and run per backend.
 
 pub mod deliveries;
-pub mod outbox;
 pub mod reminders;
 pub mod schema;
 pub mod tasks;

@@ -68,17 +68,3 @@ diesel::table! {
         finished_at -> Nullable<BigInt>,
     }
 }
-
-diesel::table! {
-    outbox (seq) {
-        seq -> BigInt,
-        event_id -> Text,
-        topic -> Text,
-        message_key -> Text,
-        payload -> Text,
-        traceparent -> Nullable<Text>,
-        created_at -> BigInt,
-        lease_until -> Nullable<BigInt>,
-        sent_at -> Nullable<BigInt>,
-    }
-}

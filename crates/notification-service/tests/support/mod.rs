@@ -26,11 +26,12 @@ use notification_service::config::{
     Config, DEFAULT_FROM, DeliverySettings, ScheduleSettings, SmtpSettings, WebhookSettings,
 };
 use notification_service::startup::{Application, MIGRATIONS};
-use notification_service::storage::{deliveries, outbox, reminders};
+use notification_service::storage::{deliveries, reminders};
 use service_kit::auth::TokenSigner;
 use service_kit::config::{CommonConfig, DatabaseUrl};
 use service_kit::consumer::RetryPolicy;
 use service_kit::db::Database;
+use service_kit::outbox::{self, OutboxRow};
 use service_kit::shutdown::Shutdown;
 use service_kit::testing::{self, Backend};
 use service_kit::webhook::WebhookKey;
@@ -303,12 +304,10 @@ impl TestApp {
             .unwrap()
     }
 
-    pub async fn outbox_rows(&self, event_id: &str) -> Vec<outbox::OutboxRow> {
+    pub async fn outbox_rows(&self, event_id: &str) -> Vec<OutboxRow> {
         let id = event_id.to_owned();
-        self.db
-            .run(move |conn| outbox::by_event_id(conn, &id))
-            .await
-            .unwrap()
+        let rows = self.db.run(outbox::store::all).await.unwrap();
+        rows.into_iter().filter(|r| r.event_id == id).collect()
     }
 
     /// Wait until the task has `n` reminders in `state`.

@@ -636,7 +636,8 @@ impl ProcessEnv {
         }
     }
 
-    /// Ledger rows (series id, index, published?) read straight from the database.
+    /// Ledger rows (series id, index, published?) read straight from the database: published
+    /// when its event no longer waits in the outbox.
     pub async fn ledger(&self) -> Vec<(String, i64, bool)> {
         use diesel::prelude::*;
         use recurring_task_service::storage::next_occurrences::dsl as n;
@@ -649,11 +650,14 @@ impl ProcessEnv {
             .unwrap();
             let mut conn = db.pool().get().unwrap();
             n::next_occurrences
-                .select((n::series_id, n::occurrence_index, n::published_at))
-                .load::<(String, i64, Option<i64>)>(&mut *conn)
+                .select((n::series_id, n::occurrence_index, n::event_id))
+                .load::<(String, i64, String)>(&mut *conn)
                 .unwrap()
                 .into_iter()
-                .map(|(s, i, p)| (s, i, p.is_some()))
+                .map(|(s, i, e)| {
+                    let pending = service_kit::outbox::store::is_pending(&mut conn, &e).unwrap();
+                    (s, i, !pending)
+                })
                 .collect()
         })
         .await

@@ -1,7 +1,9 @@
 //! Every change a client can make, each as one database transaction that writes the change and
 //! the event announcing it (the outbox). Nothing here publishes: the relay does, after commit.
+//! Task changes share transactions with concurrent ones through [`group_commit`].
 
 pub mod categories;
+pub mod group_commit;
 pub mod tasks;
 pub mod users;
 

@@ -2,13 +2,15 @@
 //! task and its event in one transaction; versions make concurrent edits safe.
 
 use events::now_millis;
-use service_kit::db::{Database, DbConnection, DbError};
+use service_kit::db::{DbConnection, DbError};
 
-use super::{ChangeError, in_transaction, retrying};
+use super::group_commit::GroupCommit;
+use super::{ChangeError, retrying};
 use crate::domain::invalid;
 use crate::domain::task::{Task, TaskFields, UpdateTaskRequest};
 use crate::storage::idempotency::{self, StoredResponse};
-use crate::storage::{categories, is_unique_violation, outbox, tasks};
+use crate::storage::{categories, is_unique_violation, tasks};
+use service_kit::outbox;
 
 /// `POST /api/tasks`, parsed.
 #[derive(Debug, Clone)]
@@ -94,8 +96,8 @@ fn create_in(
     }))
 }
 
-pub async fn create(db: &Database, cmd: CreateTask) -> Result<Created, ChangeError> {
-    let attempt = |cmd: CreateTask| in_transaction(db, move |conn| create_in(conn, &cmd));
+pub async fn create(writes: &GroupCommit, cmd: CreateTask) -> Result<Created, ChangeError> {
+    let attempt = |cmd: CreateTask| writes.run(move |conn| create_in(conn, &cmd));
     match attempt(cmd.clone()).await {
         // A concurrent request with the same key committed first: this one rolled back whole,
         // and now finds that request's response to replay.
@@ -155,10 +157,10 @@ fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, Chang
     Ok(Ok(next))
 }
 
-pub async fn edit(db: &Database, cmd: EditTask) -> Result<Task, ChangeError> {
+pub async fn edit(writes: &GroupCommit, cmd: EditTask) -> Result<Task, ChangeError> {
     retrying(|| {
         let cmd = cmd.clone();
-        in_transaction(db, move |conn| edit_in(conn, &cmd))
+        writes.run(move |conn| edit_in(conn, &cmd))
     })
     .await
 }
@@ -214,13 +216,13 @@ fn set_status_in(
 }
 
 pub async fn set_status(
-    db: &Database,
+    writes: &GroupCommit,
     cmd: TaskAction,
     change: StatusChange,
 ) -> Result<Task, ChangeError> {
     retrying(|| {
         let cmd = cmd.clone();
-        in_transaction(db, move |conn| set_status_in(conn, &cmd, change))
+        writes.run(move |conn| set_status_in(conn, &cmd, change))
     })
     .await
 }
@@ -246,10 +248,10 @@ fn delete_in(
     Ok(Ok(()))
 }
 
-pub async fn delete(db: &Database, cmd: TaskAction) -> Result<(), ChangeError> {
+pub async fn delete(writes: &GroupCommit, cmd: TaskAction) -> Result<(), ChangeError> {
     retrying(|| {
         let cmd = cmd.clone();
-        in_transaction(db, move |conn| delete_in(conn, &cmd))
+        writes.run(move |conn| delete_in(conn, &cmd))
     })
     .await
 }

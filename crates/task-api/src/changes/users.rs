@@ -7,8 +7,9 @@ use service_kit::db::{Database, DbConnection, DbError};
 
 use super::{ChangeError, in_transaction, retrying};
 use crate::domain::user::{Profile, Registration, UpdateMeRequest, default_channels};
+use crate::storage::is_unique_violation;
 use crate::storage::users::{self, User};
-use crate::storage::{is_unique_violation, outbox};
+use service_kit::outbox;
 
 fn event_id() -> String {
     uuid::Uuid::new_v4().to_string()

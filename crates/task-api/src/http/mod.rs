@@ -32,6 +32,8 @@ pub struct AppState {
     /// Wakes the outbox relay after a commit, so events leave at once rather than at the next
     /// poll.
     pub relay_wakeup: Arc<Notify>,
+    /// Task changes, committed in groups (crate::changes::group_commit).
+    pub writes: crate::changes::group_commit::GroupCommit,
     pub ws_public_url: String,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,

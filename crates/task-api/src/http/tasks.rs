@@ -92,7 +92,7 @@ pub async fn create_task(
         (k, hash)
     });
     let created = task_changes::create(
-        &state.db,
+        &state.writes,
         CreateTask {
             user_id: auth.user_id().to_owned(),
             fields,
@@ -242,7 +242,7 @@ pub async fn update_task(
     let needs_zone = matches!(&body.recurrence, Some(Some(r)) if r.timezone.is_none());
     let zone = default_timezone(&state, auth.user_id(), needs_zone).await?;
     let task = task_changes::edit(
-        &state.db,
+        &state.writes,
         EditTask {
             user_id: auth.user_id().to_owned(),
             task_id,
@@ -295,7 +295,7 @@ pub async fn complete_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cmd = action(&req, &auth, &path)?;
-    let task = task_changes::set_status(&state.db, cmd, StatusChange::Complete).await?;
+    let task = task_changes::set_status(&state.writes, cmd, StatusChange::Complete).await?;
     state.wake_relay();
     Ok(task_response(actix_web::http::StatusCode::OK, &task))
 }
@@ -328,7 +328,7 @@ pub async fn reopen_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cmd = action(&req, &auth, &path)?;
-    let task = task_changes::set_status(&state.db, cmd, StatusChange::Reopen).await?;
+    let task = task_changes::set_status(&state.writes, cmd, StatusChange::Reopen).await?;
     state.wake_relay();
     Ok(task_response(actix_web::http::StatusCode::OK, &task))
 }
@@ -361,7 +361,7 @@ pub async fn delete_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let cmd = action(&req, &auth, &path)?;
-    task_changes::delete(&state.db, cmd).await?;
+    task_changes::delete(&state.writes, cmd).await?;
     state.wake_relay();
     Ok(HttpResponse::NoContent().finish())
 }

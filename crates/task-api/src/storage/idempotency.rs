@@ -47,3 +47,25 @@ pub fn expire(conn: &mut DbConnection, before: i64) -> Result<usize, DbError> {
             .execute(conn)?,
     )
 }
+
+/// How long Idempotency-Key responses are remembered.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Deletes remembered responses older than [`RETENTION`] once a minute until `stop`.
+pub async fn expire_periodically(
+    db: service_kit::db::Database,
+    stop: service_kit::shutdown::Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.wait() => return,
+        }
+        let before = events::now_millis() - RETENTION.as_millis() as i64;
+        match db.transaction(move |conn| expire(conn, before)).await {
+            Ok(n) if n > 0 => tracing::debug!(keys = n, "forgot old idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot expire idempotency keys"),
+        }
+    }
+}

@@ -3,7 +3,6 @@
 
 pub mod categories;
 pub mod idempotency;
-pub mod outbox;
 pub mod schema;
 pub mod tasks;
 pub mod users;

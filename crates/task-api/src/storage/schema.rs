@@ -70,17 +70,4 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    outbox (seq) {
-        seq -> BigInt,
-        topic -> Text,
-        message_key -> Text,
-        event_id -> Text,
-        payload -> Text,
-        traceparent -> Nullable<Text>,
-        created_at -> BigInt,
-        sent_at -> Nullable<BigInt>,
-    }
-}
-
 diesel::allow_tables_to_appear_in_same_query!(users, categories, tasks, task_tags);

@@ -252,8 +252,8 @@ impl TestApp {
         testing::wait_for("outbox drained", Duration::from_secs(60), || {
             let db = db.clone();
             async move {
-                let (rows, _) = db.run(task_api::storage::outbox::backlog).await.ok()?;
-                (rows == 0).then_some(())
+                let backlog = db.run(service_kit::outbox::store::backlog).await.ok()?;
+                (backlog.rows == 0).then_some(())
             }
         })
         .await;

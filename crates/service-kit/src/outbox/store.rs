@@ -1,0 +1,200 @@
+//! The `event_outbox` table: what a change writes in its transaction, and the statements the
+//! relay and the monitor run on it.
+//!
+//! Rows hold the event as JSON (its Avro field names), not as Avro: the Avro wire format embeds
+//! a schema-registry id, so encoding at write time would make every write depend on the
+//! registry (or on an id cached from it), and a row written before a registry migration would
+//! carry a stale id forever. JSON rows are also readable when someone looks at a stuck backlog.
+
+use diesel::prelude::*;
+use events::{AnyEvent, Event};
+
+use crate::db::{DbConnection, DbError};
+
+diesel::table! {
+    event_outbox (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        topic -> Text,
+        message_key -> Text,
+        payload -> Text,
+        traceparent -> Nullable<Text>,
+        created_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+        dead_at -> Nullable<BigInt>,
+        dead_reason -> Nullable<Text>,
+    }
+}
+
+/// Rows per multi-row statement (SQLite allows 32766 bound parameters; 10 columns each).
+const ROWS_PER_STATEMENT: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = event_outbox)]
+pub struct NewOutboxRow {
+    pub event_id: String,
+    pub topic: String,
+    pub message_key: String,
+    pub payload: String,
+    pub traceparent: Option<String>,
+    pub created_at: i64,
+}
+
+impl NewOutboxRow {
+    /// The row of an event: its topic, key and id from the catalogue, its body as JSON.
+    pub fn of<E: Event>(event: &E, traceparent: Option<&str>) -> Result<Self, DbError> {
+        Ok(Self {
+            event_id: event.event_id().to_owned(),
+            topic: E::TOPIC.name().to_owned(),
+            message_key: event.key().to_owned(),
+            payload: serde_json::to_string(event).map_err(|e| {
+                DbError::Query(diesel::result::Error::SerializationError(Box::new(e)))
+            })?,
+            traceparent: traceparent.map(str::to_owned),
+            created_at: events::now_millis(),
+        })
+    }
+
+    pub fn of_any(event: &AnyEvent, traceparent: Option<&str>) -> Self {
+        Self {
+            event_id: event.event_id().to_owned(),
+            topic: event.topic().name().to_owned(),
+            message_key: event.key().to_owned(),
+            payload: event.to_json_string(),
+            traceparent: traceparent.map(str::to_owned),
+            created_at: events::now_millis(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = event_outbox)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub event_id: String,
+    pub topic: String,
+    pub message_key: String,
+    pub payload: String,
+    pub traceparent: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub dead_at: Option<i64>,
+    pub dead_reason: Option<String>,
+}
+
+/// Write events to the outbox, inside the caller's transaction. An event id already present is
+/// skipped (its cause was applied already: a replayed consumer, a retried request); returns how
+/// many rows were written.
+pub fn insert(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<usize, DbError> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        inserted += match conn {
+            // diesel's SQLite backend has no multi-row upsert; inside the caller's transaction
+            // one statement per row costs little.
+            DbConnection::Sqlite(c) => {
+                let mut n = 0;
+                for row in chunk {
+                    n += diesel::insert_into(event_outbox::table)
+                        .values(row)
+                        .on_conflict(event_outbox::event_id)
+                        .do_nothing()
+                        .execute(c)?;
+                }
+                n
+            }
+            DbConnection::Postgresql(c) => diesel::insert_into(event_outbox::table)
+                .values(chunk)
+                .on_conflict(event_outbox::event_id)
+                .do_nothing()
+                .execute(c)?,
+        };
+    }
+    Ok(inserted)
+}
+
+/// The oldest rows still to publish, in the order they must be published.
+pub fn pending(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
+    Ok(event_outbox::table
+        .filter(event_outbox::sent_at.is_null())
+        .filter(event_outbox::dead_at.is_null())
+        .order(event_outbox::seq.asc())
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// Mark rows acknowledged by the brokers: one statement per thousand rows.
+pub fn mark_sent(conn: &mut DbConnection, seqs: &[i64], now: i64) -> Result<usize, DbError> {
+    let mut n = 0;
+    for chunk in seqs.chunks(1000) {
+        n += diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+            .set(event_outbox::sent_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(n)
+}
+
+/// Set a row aside that can never be published (its JSON unreadable, its schema refused): it
+/// stays in the table with the reason, out of the relay's way, for an operator to look at.
+pub fn set_aside(conn: &mut DbConnection, seq: i64, reason: &str, now: i64) -> Result<(), DbError> {
+    diesel::update(event_outbox::table.filter(event_outbox::seq.eq(seq)))
+        .set((
+            event_outbox::dead_at.eq(now),
+            event_outbox::dead_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What the monitor reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// Rows not yet acknowledged (set-aside rows excluded).
+    pub rows: i64,
+    /// Creation time of the oldest of them.
+    pub oldest: Option<i64>,
+    /// Rows set aside as never publishable.
+    pub dead: i64,
+}
+
+pub fn backlog(conn: &mut DbConnection) -> Result<Backlog, DbError> {
+    let (rows, oldest) = event_outbox::table
+        .filter(event_outbox::sent_at.is_null())
+        .filter(event_outbox::dead_at.is_null())
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(event_outbox::created_at),
+        ))
+        .first::<(i64, Option<i64>)>(conn)?;
+    let dead = event_outbox::table
+        .filter(event_outbox::dead_at.is_not_null())
+        .count()
+        .get_result(conn)?;
+    Ok(Backlog { rows, oldest, dead })
+}
+
+/// Delete rows acknowledged before `before` (epoch ms): the topic holds them now.
+pub fn purge_sent(conn: &mut DbConnection, before: i64) -> Result<usize, DbError> {
+    Ok(
+        diesel::delete(event_outbox::table.filter(event_outbox::sent_at.lt(before)))
+            .execute(conn)?,
+    )
+}
+
+/// Whether an event is still waiting to be published (written, neither sent nor set aside).
+pub fn is_pending(conn: &mut DbConnection, event_id: &str) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        event_outbox::table
+            .filter(event_outbox::event_id.eq(event_id))
+            .filter(event_outbox::sent_at.is_null()),
+    ))
+    .get_result(conn)?)
+}
+
+/// Every row, oldest first (tests and diagnostics).
+pub fn all(conn: &mut DbConnection) -> Result<Vec<OutboxRow>, DbError> {
+    Ok(event_outbox::table
+        .order(event_outbox::seq.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}

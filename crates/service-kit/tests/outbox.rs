@@ -1,0 +1,271 @@
+//! The shared outbox against the real cluster and registry, on SQLite and PostgreSQL: rows leave
+//! in order per key and are marked sent once acknowledged; nothing is lost while Kafka is
+//! unreachable; two relays on one PostgreSQL database publish each row once and in order; a row
+//! that can never be published is set aside and the rows behind it go on.
+//!
+//! (A relay killed mid-round is covered with the real task-api process in
+//! crates/task-api/tests/process.rs: the rows it had not marked are published after restart.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{Event, EventCodec, Service, TaskCreatedEvent, Topic};
+use rdkafka::Message;
+use rdkafka::message::OwnedMessage;
+use service_kit::db::{Database, KIT_ONLY};
+use service_kit::metrics::Metrics;
+use service_kit::outbox::{self, NewOutboxRow, OutboxMetrics, OutboxRelay, RelaySettings, store};
+use service_kit::testing::{self, Backend};
+
+const TOPIC: Topic = Topic::TaskCreated;
+
+async fn database(backend: Backend) -> Database {
+    let url = testing::fresh_database(backend);
+    tokio::task::spawn_blocking(move || Database::connect(&url, KIT_ONLY))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn relay(db: &Database, bootstrap: &str, metrics: &Metrics) -> OutboxRelay {
+    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
+    OutboxRelay::new(
+        db.clone(),
+        bootstrap,
+        codec,
+        Service::TaskApi,
+        RelaySettings {
+            batch_size: 100,
+            publish_timeout: Duration::from_secs(10),
+            ..RelaySettings::default()
+        },
+        OutboxMetrics::register(metrics, Service::TaskApi),
+    )
+    .unwrap()
+}
+
+/// `per_user` events for each of `users` users, written in one transaction per event, in an
+/// order that interleaves the users (keys).
+async fn write_events(db: &Database, users: &[String], per_user: usize) -> Vec<TaskCreatedEvent> {
+    let mut written = Vec::new();
+    for i in 0..per_user {
+        for user in users {
+            let mut e = events::sample::task_created(user);
+            e.title = format!("outbox test {i}");
+            let row = e.clone();
+            db.transaction(move |conn| outbox::enqueue(conn, &row, None))
+                .await
+                .unwrap();
+            written.push(e);
+        }
+    }
+    written
+}
+
+fn start_marks() -> Vec<i64> {
+    testing::end_offsets(TOPIC.name(), TOPIC.spec().partitions)
+}
+
+/// The event ids of `wanted` read back from the topic, in topic order per key.
+async fn read_back(
+    from: Vec<i64>,
+    wanted: &HashSet<String>,
+    at_least: usize,
+) -> HashMap<String, Vec<String>> {
+    let codec_wanted = wanted.clone();
+    let messages: Vec<OwnedMessage> = tokio::task::spawn_blocking(move || {
+        testing::read_until(TOPIC.name(), &from, Duration::from_secs(60), move |seen| {
+            seen.iter()
+                .filter(|m| event_id_of(m).is_some_and(|id| codec_wanted.contains(&id)))
+                .count()
+                >= at_least
+        })
+    })
+    .await
+    .unwrap();
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for m in &messages {
+        if let Some(id) = event_id_of(m)
+            && wanted.contains(&id)
+        {
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            by_key.entry(key).or_default().push(id);
+        }
+    }
+    by_key
+}
+
+/// The event id of a message (the Avro body holds it as the first field: a length-prefixed
+/// string after the 5-byte header).
+fn event_id_of(m: &OwnedMessage) -> Option<String> {
+    let payload = m.payload()?;
+    let body = payload.get(5..)?;
+    // Avro string: zig-zag varint length, then the bytes; a UUID is 36 bytes (length 72 zig-zag).
+    (body.first() == Some(&72))
+        .then(|| String::from_utf8(body.get(1..37)?.to_vec()).ok())
+        .flatten()
+}
+
+fn expected_by_key(written: &[TaskCreatedEvent]) -> HashMap<String, Vec<String>> {
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for e in written {
+        by_key
+            .entry(e.key().to_owned())
+            .or_default()
+            .push(e.event_id.clone());
+    }
+    by_key
+}
+
+async fn rows_unsent(db: &Database) -> i64 {
+    db.run(store::backlog).await.unwrap().rows
+}
+
+async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
+    let db = database(backend).await;
+    let metrics = Metrics::new();
+    let relay = relay(&db, &testing::bootstrap_servers(), &metrics);
+    let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let marks = start_marks();
+    let written = write_events(&db, &users, 40).await;
+    assert_eq!(rows_unsent(&db).await, 120);
+
+    let published = relay.drain().await.unwrap();
+    assert_eq!(published, 120);
+    assert_eq!(rows_unsent(&db).await, 0);
+
+    let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
+    let got = read_back(marks, &ids, ids.len()).await;
+    assert_eq!(
+        got,
+        expected_by_key(&written),
+        "once each, in order per key"
+    );
+    assert_eq!(
+        testing::metric_sum(
+            &metrics.render(),
+            "outbox_published_total",
+            &["service=\"task-api\""]
+        ),
+        120.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_leave_in_order_per_key_and_are_marked_sent_on_sqlite() {
+    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rows_leave_in_order_per_key_and_are_marked_sent_on_postgres() {
+    publishes_in_order_per_key_and_marks_sent(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_while_kafka_is_unreachable() {
+    let db = database(Backend::Sqlite).await;
+    let users = vec![uuid::Uuid::new_v4().to_string()];
+    let marks = start_marks();
+    let written = write_events(&db, &users, 20).await;
+
+    // Nothing listens there: the round fails, the rows stay.
+    let cut_off = relay(&db, "127.0.0.1:1", &Metrics::new());
+    let err = cut_off.round().await.expect_err("no broker acknowledges");
+    assert!(err.to_string().contains("not acknowledged"), "{err}");
+    assert_eq!(rows_unsent(&db).await, 20);
+
+    // Kafka is back: everything goes, in order.
+    let relay = relay(&db, &testing::bootstrap_servers(), &Metrics::new());
+    assert_eq!(relay.drain().await.unwrap(), 20);
+    let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
+    let got = read_back(marks, &ids, ids.len()).await;
+    assert_eq!(got, expected_by_key(&written));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_on_one_postgres_database_publish_each_row_once_in_order() {
+    let db = database(Backend::Postgres).await;
+    let users: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let marks = start_marks();
+    let written = write_events(&db, &users, 75).await;
+
+    let (a, b) = (
+        relay(&db, &testing::bootstrap_servers(), &Metrics::new()),
+        relay(&db, &testing::bootstrap_servers(), &Metrics::new()),
+    );
+    // Both drain at once; the lock makes them take turns.
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    // One may stop early when the other holds the lock: finish what is left.
+    let rest = a.drain().await.unwrap();
+    assert_eq!(
+        ra + rb + rest,
+        300,
+        "each row published once ({ra} + {rb} + {rest})"
+    );
+    assert_eq!(rows_unsent(&db).await, 0);
+
+    let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
+    let got = read_back(marks, &ids, ids.len()).await;
+    assert_eq!(
+        got,
+        expected_by_key(&written),
+        "once each, in order per key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_that_can_never_be_published_is_set_aside_and_the_rest_goes_on() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = database(backend).await;
+        let metrics = Metrics::new();
+        let users = vec![uuid::Uuid::new_v4().to_string()];
+        let marks = start_marks();
+        let before = write_events(&db, &users, 3).await;
+        // A row no producer could ever publish: its body is not the topic's event.
+        let poison = NewOutboxRow {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            topic: TOPIC.name().to_owned(),
+            message_key: users[0].clone(),
+            payload: r#"{"eventId": "not a task.created"}"#.to_owned(),
+            traceparent: None,
+            created_at: events::now_millis(),
+        };
+        let poison_id = poison.event_id.clone();
+        db.transaction(move |conn| store::insert(conn, std::slice::from_ref(&poison)))
+            .await
+            .unwrap();
+        let after = write_events(&db, &users, 3).await;
+
+        let relay = relay(&db, &testing::bootstrap_servers(), &metrics);
+        assert_eq!(relay.drain().await.unwrap(), 6, "{backend:?}");
+        let rows = db.run(store::all).await.unwrap();
+        let set_aside: Vec<_> = rows.iter().filter(|r| r.dead_at.is_some()).collect();
+        assert_eq!(set_aside.len(), 1);
+        assert_eq!(set_aside[0].event_id, poison_id);
+        assert!(set_aside[0].sent_at.is_none());
+        assert!(
+            set_aside[0]
+                .dead_reason
+                .as_deref()
+                .unwrap()
+                .contains("unreadable task.created row"),
+            "{:?}",
+            set_aside[0].dead_reason
+        );
+        let backlog = db.run(store::backlog).await.unwrap();
+        assert_eq!((backlog.rows, backlog.dead), (0, 1));
+        assert_eq!(
+            testing::metric_sum(&metrics.render(), "outbox_dead_rows_total", &[]),
+            1.0
+        );
+
+        let written: Vec<TaskCreatedEvent> = before.into_iter().chain(after).collect();
+        let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
+        let got = read_back(marks, &ids, ids.len()).await;
+        assert_eq!(got, expected_by_key(&written), "{backend:?}");
+    }
+}
