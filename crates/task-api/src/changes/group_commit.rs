@@ -1,6 +1,7 @@
 //! Group commit: concurrent changes share one database transaction.
 //!
-//! Every change goes to one writer task through a channel. The writer takes what is queued
+//! Every change goes through a channel to the writers (one on SQLite, whose writes are serial
+//! anyway; a few on PostgreSQL, which runs them in parallel). A free writer takes what is queued
 //! (never waiting for more: a lone request is a batch of one and goes at once), runs each
 //! change in a savepoint of one transaction, commits once, then answers each request with its
 //! own outcome. Under load requests queue while the previous batch commits, so batches grow
@@ -19,14 +20,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::Connection;
-use service_kit::db::{Database, DbConnection, DbError};
+use service_kit::db::{Backend, Database, DbConnection, DbError};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ChangeError;
 
 /// Most changes in one transaction: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
-/// Requests waiting for the writer before new ones wait for room (back-pressure).
+/// Writers on PostgreSQL (each holds one pool connection while its batch runs).
+const POSTGRES_WRITERS: usize = 4;
+/// Requests waiting for the writers before new ones wait for room (back-pressure).
 const QUEUE: usize = 4096;
 /// Whole-batch retries when SQLite reports the database busy.
 const BUSY_RETRIES: u32 = 20;
@@ -58,7 +61,17 @@ impl GroupCommit {
     /// handle is dropped (after answering what was queued).
     pub fn start(db: Database, relay: Arc<Notify>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(db, queue, relay));
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        // SQLite has one writer at a time anyway: one batch at a time. PostgreSQL runs writes
+        // in parallel: several writers, each batching what is queued when it is free, keep
+        // its connections busy instead of serialising every change onto one.
+        let writers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        for _ in 0..writers {
+            tokio::spawn(writer(db.clone(), queue.clone(), relay.clone()));
+        }
         Self { jobs }
     }
 
@@ -129,15 +142,27 @@ where
     }
 }
 
-async fn writer(db: Database, mut queue: mpsc::Receiver<Job>, relay: Arc<Notify>) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+/// Take the next batch: wait for one job, then whatever else is queued (never waiting for
+/// more); `None` once every handle is gone and the queue is empty.
+async fn next_batch(queue: &tokio::sync::Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut queue = queue.lock().await;
+    let first = queue.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+async fn writer(
+    db: Database,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    relay: Arc<Notify>,
+) {
+    while let Some(batch) = next_batch(&queue).await {
         let batch = Arc::new(batch);
         let answers = db
             .run({
