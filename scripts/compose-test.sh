@@ -93,30 +93,39 @@ states() {
     compose ps --all --format '{{.Service}} {{.State}} {{if .Health}}{{.Health}}{{else}}-{{end}} {{.ExitCode}}'
 }
 
-fail_with_logs() {
-    local service="$1" why="$2"
-    log "$service $why; its last log lines:"
-    compose logs --no-color --tail 40 "$service" >&"$LOG_FD" 2>&1 || true
-    die "the compose stack did not come up: $service $why"
+print_logs() {
+    log "$1: last log lines"
+    compose logs --no-color --tail 40 "$1" >&"$LOG_FD" 2>&1 || true
 }
 
-# 0 when every service is healthy (or running, without a check) and every one-shot exited 0;
-# dies naming the container when one failed.
+fail_with_logs() {
+    print_logs "$1"
+    die "the compose stack did not come up: $1 $2"
+}
+
+# Returns 0 when every service is healthy (or running, without a check) and every one-shot
+# exited 0; dies with the container's last log lines when one failed. NOT_READY lists the
+# others.
 all_healthy() {
     local service state health code ready=0 total=0
+    NOT_READY=()
     while read -r service state health code; do
         total=$((total + 1))
         if [[ " ${ONE_SHOT[*]} " == *" $service "* ]]; then
             if [[ "$state" == exited ]]; then
                 [[ "$code" == 0 ]] || fail_with_logs "$service" "exited with status $code"
                 ready=$((ready + 1))
+            else
+                NOT_READY+=("$service")
             fi
             continue
         fi
         case "$state/$health" in
         running/healthy | running/-) ready=$((ready + 1)) ;;
         */unhealthy) fail_with_logs "$service" "failed its health check" ;;
+        restarting/*) fail_with_logs "$service" "keeps restarting (exit status $code)" ;;
         exited/* | dead/*) fail_with_logs "$service" "exited with status $code" ;;
+        *) NOT_READY+=("$service") ;;
         esac
     done < <(states)
     ((total == ${#SERVICES[@]} && ready == total))
@@ -125,13 +134,25 @@ all_healthy() {
 t=$SECONDS
 log "docker compose up -d (project $PROJECT, ports from $BASE)"
 # up waits itself for the conditions in depends_on; when a dependency fails it stops early and
-# the check below names the container.
+# the checks below name the container.
 if ! compose up -d --no-build --pull never "${SERVICES[@]}" >"$LOG_DIR/compose-test-up.log" 2>&1; then
     log "docker compose up failed: $(tail -n 3 "$LOG_DIR/compose-test-up.log" | tr '\n' ' ')"
     all_healthy || true
+    for service in "${NOT_READY[@]}"; do
+        print_logs "$service"
+    done
     die "docker compose up failed (read $LOG_DIR/compose-test-up.log)"
 fi
-wait_until "$HEALTH_TIMEOUT" "every container of $PROJECT healthy (compose ps)" all_healthy
+deadline=$((SECONDS + HEALTH_TIMEOUT))
+until all_healthy; do
+    if ((SECONDS >= deadline)); then
+        for service in "${NOT_READY[@]}"; do
+            print_logs "$service"
+        done
+        die "not healthy within ${HEALTH_TIMEOUT}s: ${NOT_READY[*]}"
+    fi
+    sleep 1
+done
 log "stack healthy in $((SECONDS - t)) s"
 
 # ---- the story -----------------------------------------------------------------------------

@@ -51,8 +51,11 @@ build() {
     local logfile
     logfile="$LOG_DIR/image-$(basename "${tag%%:*}").log"
     mkdir -p "$LOG_DIR"
-    local t=$SECONDS
-    engine build -t "$tag" "$@" "$context" >"$logfile" 2>&1 ||
+    local t=$SECONDS format=()
+    # podman writes OCI images by default, and OCI images drop HEALTHCHECK: with it gone no
+    # service container has a health status, and compose's service_healthy means nothing.
+    [[ "${DOCKER_HOST:-}" == unix://*podman.sock ]] && format=(--format docker)
+    engine build "${format[@]}" -t "$tag" "$@" "$context" >"$logfile" 2>&1 ||
         die "building $tag failed; last lines of $logfile:
 $(tail -n 25 "$logfile")"
     log "built $tag in $((SECONDS - t)) s"
@@ -100,7 +103,7 @@ build_if_missing() {
     shift 2
     local stamp="$IMAGES_DIR/ctx-$name.stamp" sum
     sum="$( (cd "$CONTAINERS_DIR/$name" && find . -type f -print0 | sort -z | xargs -0 sha256sum
-        printf '%s\n' "$tag" "$@") | sha256sum | cut -d' ' -f1)"
+        printf '%s\n' "$tag" "$@" image-format-docker) | sha256sum | cut -d' ' -f1)"
     if [[ "${FORCE:-0}" != 1 ]] && have_image "$tag" && [[ "$(cat "$stamp" 2>/dev/null)" == "$sum" ]]; then
         return 0
     fi
@@ -118,6 +121,16 @@ build_if_missing() {
         rm -rf "$ctx/app"
         cp -al "$CACHE_DIR/apicurio-$APICURIO_VERSION" "$ctx/app" 2>/dev/null ||
             cp -a "$CACHE_DIR/apicurio-$APICURIO_VERSION" "$ctx/app"
+        ;;
+    kafka-ui)
+        # Wheels downloaded by the host's pip (the image's own pip may not trust this network's
+        # TLS); the image installs them offline.
+        local venv="$CACHE_DIR/venv"
+        [[ -x "$venv/bin/python" ]] || "$SCRIPTS_DIR/install-deps.sh" --python
+        mkdir -p "$ctx/wheels"
+        "$venv/bin/python" -m pip download -q -d "$ctx/wheels" --only-binary=:all: \
+            "kaskade==$KASKADE_VERSION" "textual-serve==$TEXTUAL_SERVE_VERSION" >&2 ||
+            die "pip download of kaskade and textual-serve failed"
         ;;
     mailpit)
         "$SCRIPTS_DIR/smtp-sink.sh" fetch >/dev/null

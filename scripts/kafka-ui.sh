@@ -8,6 +8,7 @@
 #   scripts/kafka-ui.sh stop           stop it
 #   scripts/kafka-ui.sh status         running or not
 #   scripts/kafka-ui.sh url            its URL
+#   scripts/kafka-ui.sh install        only install kaskade + textual-serve into the venv
 #   scripts/kafka-ui.sh consume TOPIC  messages of TOPIC in this terminal, Avro decoded through
 #                                      the registry (kaskade consumer mode, from the beginning)
 #   scripts/kafka-ui.sh check [URL]    headless Chromium opens the UI (this one, or URL) and
@@ -84,6 +85,7 @@ status)
     fi
     ;;
 url) echo "$URL" ;;
+install) ensure_installed ;;
 consume)
     [[ -n "${2:-}" ]] || die "usage: scripts/kafka-ui.sh consume TOPIC"
     ensure_installed
@@ -92,7 +94,7 @@ consume)
     ;;
 check) cmd_check "${2:-}" ;;
 *)
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
