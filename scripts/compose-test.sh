@@ -18,6 +18,8 @@
 # the stack up for a look; `scripts/containers.sh compose -p todo-compose-test down -v` later).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# The shared target dir of make test (Makefile), not a second workspace build in the clone.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
 PROJECT="todo-compose-test"
 BASE="${COMPOSE_TEST_PORT_BASE:-18000}"
 HEALTH_TIMEOUT="${COMPOSE_TEST_TIMEOUT:-600}"
