@@ -57,12 +57,11 @@ RUN cargo build --release --locked \
 FROM ${BINARIES} AS binaries
 
 FROM ${RUNTIME_BASE} AS runtime
-# Shared libraries the binaries link dynamically (readelf -d of the host builds: libssl3,
-# libsasl2, libzstd, libcurl (librdkafka), libsqlite3, libpq, libz, libc), CA certificates for
-# TLS to SMTP and webhooks.
+# Shared libraries the binaries link dynamically (checked with readelf on the local builds:
+# libsqlite3.so.0, libpq.so.5, libz.so.1, libc; libpq5 brings libssl3, libsasl2 and the rest of
+# what ldd lists), CA certificates for TLS to SMTP and webhooks.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libpq5 \
-        libssl3 libsasl2-2 libzstd1 libcurl4 zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
