@@ -19,8 +19,9 @@
 #    `condition: service_healthy`: Compose v5 knows both.
 #  - podman schedules health checks with systemd timers; where PID 1 is not systemd they never
 #    run and every `service_healthy` waits forever. The ticker (`health-ticker`, a daemon) runs
-#    `podman healthcheck run` for every running container that has a check: every 2 s while
-#    it is starting, every 10 s after.
+#    `podman healthcheck run` for every running container that has a check, once per the
+#    check's own interval (running them faster would shrink `retries` x `interval`, the time a
+#    slow starter gets: the registry was marked unhealthy at 2 s per check).
 # Env: DOCKER_HOST (an engine of your own; used as is when it answers), COMPOSE_VERSION (v5.6.0).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -130,27 +131,45 @@ cmd_compose() {
     exec "$COMPOSE_BIN" "$@"
 }
 
-# Runs podman's health checks, which nothing else runs where PID 1 is not systemd.
+# Seconds of a Go duration as podman prints it (10s, 1m30s, 500ms -> 0), whole seconds.
+duration_seconds() {
+    local d="$1" total=0 n unit
+    while [[ "$d" =~ ^([0-9]+)(\.[0-9]+)?(h|ms|m|s|us|µs|ns)(.*)$ ]]; do
+        n="${BASH_REMATCH[1]}" unit="${BASH_REMATCH[3]}" d="${BASH_REMATCH[4]}"
+        case "$unit" in
+        h) total=$((total + n * 3600)) ;;
+        m) total=$((total + n * 60)) ;;
+        s) total=$((total + n)) ;;
+        esac
+    done
+    printf '%s\n' "$total"
+}
+
+# Runs podman's health checks, which nothing else runs where PID 1 is not systemd: each
+# container's check once per its own interval (30 s when it has none), as Docker does, so its
+# `retries` and `start_period` keep their meaning.
 cmd_health_ticker() {
-    declare -A last=() inflight=()
-    local id state now due
+    declare -A last=() inflight=() interval=()
+    local id now
     while true; do
         now=$SECONDS
-        while read -r id state; do
+        while read -r id; do
             [[ -n "$id" ]] || continue
             if [[ -n "${inflight[$id]:-}" ]] && kill -0 "${inflight[$id]}" 2>/dev/null; then
                 continue
             fi
-            due=10
-            [[ "$state" == starting ]] && due=2
-            if ((now - ${last[$id]:-0} >= due)); then
+            if [[ -z "${interval[$id]:-}" ]]; then
+                interval[$id]="$(duration_seconds "$(podman inspect --format '{{.Config.Healthcheck.Interval}}' "$id" 2>/dev/null)")"
+                ((interval[$id] > 0)) || interval[$id]=30
+            fi
+            if [[ -z "${last[$id]:-}" ]] || ((now - last[$id] >= interval[$id])); then
                 last[$id]=$now
                 podman healthcheck run "$id" >/dev/null 2>&1 &
                 inflight[$id]=$!
             fi
         done < <(podman ps --format '{{.ID}} {{.Status}}' 2>/dev/null |
-            sed -n 's/^\([0-9a-f]*\) .*(\(starting\|healthy\|unhealthy\))$/\1 \2/p')
-        sleep 2
+            sed -n 's/^\([0-9a-f]*\) .*(\(starting\|healthy\|unhealthy\))$/\1/p')
+        sleep 1
     done
 }
 
