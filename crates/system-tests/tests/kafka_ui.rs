@@ -33,9 +33,11 @@ fn the_kafka_ui_of_make_dev_lists_the_topics_in_a_browser() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let cache = std::env::var("TODO_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/todo-platform")
-    });
+    let cache = std::env::var("TODO_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/todo-platform")
+        });
     let log = std::env::temp_dir().join(format!("kafka-ui-{port}.log"));
     let mut ui = Command::new(cache.join("venv/bin/python"))
         .arg(repo().join("deploy/containers/kafka-ui/serve.py"))
