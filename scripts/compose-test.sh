@@ -90,9 +90,15 @@ done < <("$SCRIPTS_DIR/images.sh" env)
 log "images ready in $((SECONDS - t)) s"
 
 # ---- up, and wait for every health check ------------------------------------------------------
-# ps lines: service, state, health, exit code
+# ps lines: service|state|health|status|id. The exit code is read from the status text
+# ("Exited (3) ..."): podman's Docker API reports ExitCode 0 for a container that exited 3.
 states() {
-    compose ps --all --format '{{.Service}} {{.State}} {{if .Health}}{{.Health}}{{else}}-{{end}} {{.ExitCode}}'
+    compose ps --all --format '{{.Service}}|{{.State}}|{{.Health}}|{{.Status}}|{{.ID}}'
+}
+
+# The engine's CLI for what Compose does not show (restart counts).
+engine() {
+    if [[ "${DOCKER_HOST:-}" == unix://*podman.sock ]]; then podman "$@"; else docker "$@"; fi
 }
 
 print_logs() {
@@ -109,12 +115,14 @@ fail_with_logs() {
 # exited 0; dies with the container's last log lines when one failed. NOT_READY lists the
 # others.
 all_healthy() {
-    local service state health code ready=0 total=0
+    local service state health status id code restarts ready=0 total=0
     NOT_READY=()
-    while read -r service state health code; do
+    while IFS='|' read -r service state health status id; do
         total=$((total + 1))
+        code=""
+        [[ "$status" =~ Exited\ \(([0-9]+)\) ]] && code="${BASH_REMATCH[1]}"
         if [[ " ${ONE_SHOT[*]} " == *" $service "* ]]; then
-            if [[ "$state" == exited ]]; then
+            if [[ -n "$code" ]]; then
                 [[ "$code" == 0 ]] || fail_with_logs "$service" "exited with status $code"
                 ready=$((ready + 1))
             else
@@ -122,13 +130,19 @@ all_healthy() {
             fi
             continue
         fi
-        case "$state/$health" in
+        case "$state/${health:--}" in
         running/healthy | running/-) ready=$((ready + 1)) ;;
         */unhealthy) fail_with_logs "$service" "failed its health check" ;;
-        restarting/*) fail_with_logs "$service" "keeps restarting (exit status $code)" ;;
-        exited/* | dead/*) fail_with_logs "$service" "exited with status $code" ;;
+        restarting/*) fail_with_logs "$service" "keeps restarting" ;;
+        exited/* | stopped/* | dead/*) fail_with_logs "$service" "exited (${status:-$state})" ;;
         *) NOT_READY+=("$service") ;;
         esac
+        # A service that crashes and is restarted (restart: unless-stopped) looks "running"
+        # most of the time: its restart count gives it away.
+        restarts="$(engine inspect --format '{{.RestartCount}}' "$id" 2>/dev/null || echo 0)"
+        if [[ "$restarts" =~ ^[0-9]+$ ]] && ((restarts > 0)); then
+            fail_with_logs "$service" "crashed and was restarted $restarts time(s)"
+        fi
     done < <(states)
     ((total == ${#SERVICES[@]} && ready == total))
 }
