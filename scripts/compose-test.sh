@@ -75,6 +75,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Compose itself first (built once, minutes), so its build is not hidden in the quiet clean-up.
+"$SCRIPTS_DIR/containers.sh" fetch-compose
 # A stack left by a run that was killed before its trap ran.
 compose down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
 for var in "${PORT_VARS[@]}"; do
