@@ -10,10 +10,20 @@
 # shared libraries the binaries link: libsqlite3, libpq; librdkafka is linked statically) ->
 # one small target per service: non-root user, read-only friendly, HEALTHCHECK on /healthz.
 #
-# deploy/README.md says what of this was validated without a Docker engine and how.
+# Without the `rust` image (no registry reachable), the runtime images take binaries compiled on
+# the host instead (scripts/images.sh does this): BINARIES names an image holding them in /out,
+# RUNTIME_BASE a Debian bookworm image built here (debootstrap):
+#
+#   docker build --target task-api --build-arg BINARIES=localhost/todo-platform/host-binaries:dev \
+#       --build-arg RUNTIME_BASE=localhost/todo-platform/debian:bookworm -t todo-platform/task-api:dev .
+#
+# deploy/README.md says how this was built and run here.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+# `builder` (the stage below) or an image with the six binaries in /out
+ARG BINARIES=builder
+ARG RUNTIME_BASE=debian:${DEBIAN_RELEASE}-slim
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS chef
 # Build dependencies of the crates (same list as scripts/install-deps.sh): rdkafka builds
@@ -43,9 +53,13 @@ RUN cargo build --release --locked \
         cp "target/release/${bin}" /out/; \
     done
 
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# The binaries the runtime targets copy: compiled above, or brought in an image (BINARIES).
+FROM ${BINARIES} AS binaries
+
+FROM ${RUNTIME_BASE} AS runtime
 # Shared libraries the binaries link dynamically (checked with readelf on the local builds:
-# libsqlite3.so.0, libpq.so.5, libz.so.1, libc), CA certificates for TLS to SMTP and webhooks.
+# libsqlite3.so.0, libpq.so.5, libz.so.1, libc; libpq5 brings libssl3, libsasl2 and the rest of
+# what ldd lists), CA certificates for TLS to SMTP and webhooks.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libpq5 \
     && rm -rf /var/lib/apt/lists/* \
@@ -64,12 +78,12 @@ STOPSIGNAL SIGTERM
 
 # Operator tool: topics, schemas and cluster status from the catalogue (`todoctl setup`).
 FROM runtime AS todoctl
-COPY --from=builder /out/todoctl /usr/local/bin/todoctl
+COPY --from=binaries /out/todoctl /usr/local/bin/todoctl
 ENTRYPOINT ["/usr/local/bin/todoctl"]
 
 # Makes the EdDSA key pair (PKCS#8 / SPKI PEM) that docker-compose.yml shares between task-api
 # (private + public) and the other services (public), once per volume.
-FROM debian:${DEBIAN_RELEASE}-slim AS jwt-keygen
+FROM ${RUNTIME_BASE} AS jwt-keygen
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openssl \
     && rm -rf /var/lib/apt/lists/*
@@ -77,35 +91,35 @@ COPY deploy/docker/jwt-keygen.sh /usr/local/bin/jwt-keygen
 ENTRYPOINT ["/usr/local/bin/jwt-keygen"]
 
 FROM runtime AS task-api
-COPY --from=builder /out/task-api /usr/local/bin/task-api
+COPY --from=binaries /out/task-api /usr/local/bin/task-api
 ENV BIND_ADDR=0.0.0.0:8000
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["healthcheck", "8000"]
 ENTRYPOINT ["/usr/local/bin/task-api"]
 
 FROM runtime AS ws-gateway
-COPY --from=builder /out/ws-gateway /usr/local/bin/ws-gateway
+COPY --from=binaries /out/ws-gateway /usr/local/bin/ws-gateway
 ENV BIND_ADDR=0.0.0.0:8001
 EXPOSE 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["healthcheck", "8001"]
 ENTRYPOINT ["/usr/local/bin/ws-gateway"]
 
 FROM runtime AS notification-service
-COPY --from=builder /out/notification-service /usr/local/bin/notification-service
+COPY --from=binaries /out/notification-service /usr/local/bin/notification-service
 ENV BIND_ADDR=0.0.0.0:8002
 EXPOSE 8002
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["healthcheck", "8002"]
 ENTRYPOINT ["/usr/local/bin/notification-service"]
 
 FROM runtime AS recurring-task-service
-COPY --from=builder /out/recurring-task-service /usr/local/bin/recurring-task-service
+COPY --from=binaries /out/recurring-task-service /usr/local/bin/recurring-task-service
 ENV BIND_ADDR=0.0.0.0:8003
 EXPOSE 8003
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["healthcheck", "8003"]
 ENTRYPOINT ["/usr/local/bin/recurring-task-service"]
 
 FROM runtime AS audit-service
-COPY --from=builder /out/audit-service /usr/local/bin/audit-service
+COPY --from=binaries /out/audit-service /usr/local/bin/audit-service
 ENV BIND_ADDR=0.0.0.0:8004
 EXPOSE 8004
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["healthcheck", "8004"]

@@ -63,14 +63,22 @@ IMAGE_PREFIX ?= todo-platform
 IMAGE_TAG ?= dev
 SERVICES := task-api ws-gateway notification-service recurring-task-service audit-service
 K8S_OUT ?= build/k8s
+# The stack of compose-up without Prometheus and Grafana, whose images cannot be built here.
+COMPOSE_LOCAL_SERVICES := kafka-1 kafka-2 kafka-3 schema-registry kafka-ui topic-init postgres mailpit \
+	jwt-keygen $(SERVICES)
 
-.PHONY: images k8s compose-up
+.PHONY: images images-release k8s compose-up compose-down compose-test
 
-## make images: one image per service from the Dockerfile (needs a running Docker engine)
+## make images: every image of the compose stack, built on this machine (Docker if it answers, else podman; scripts/images.sh)
 images:
+	scripts/containers.sh start
+	eval "$$(scripts/containers.sh env)" && scripts/images.sh all
+
+## make images-release: release images through the Dockerfile's cargo-chef stages (Docker with Docker Hub; IMAGE_PREFIX, IMAGE_TAG)
+images-release:
 	@if ! docker info >/dev/null 2>&1; then \
-		echo "make images needs a running Docker engine, and none answers here (docker info failed)."; \
-		echo "Build on a machine with Docker: make images IMAGE_PREFIX=registry.example.com/todo IMAGE_TAG=1.0.0"; \
+		echo "make images-release needs a running Docker engine that reaches Docker Hub (the rust image), and none answers here (docker info failed)."; \
+		echo "Build on a machine with Docker: make images-release IMAGE_PREFIX=registry.example.com/todo IMAGE_TAG=1.0.0"; \
 		exit 1; \
 	fi
 	for s in $(SERVICES) todoctl; do \
@@ -83,11 +91,18 @@ k8s:
 	scripts/k8s.sh render $(K8S_OUT)
 	scripts/k8s.sh validate $(K8S_OUT)/*.yaml
 
-## make compose-up: the whole system in containers (docker-compose.yml; needs Docker with Compose v2+)
+## make compose-up: the whole system in containers on the default ports, images built here (make compose-down stops it)
 compose-up:
-	@if ! docker info >/dev/null 2>&1; then \
-		echo "make compose-up needs a running Docker engine, and none answers here (docker info failed)."; \
-		exit 1; \
-	fi
-	docker compose up -d --build
-	@echo "task-api http://127.0.0.1:8000  Kafka UI http://127.0.0.1:8080  Mailpit http://127.0.0.1:8025  Grafana http://127.0.0.1:3000"
+	scripts/containers.sh start
+	eval "$$(scripts/containers.sh env)" && scripts/images.sh all \
+		&& set -a && source <(scripts/images.sh env) && set +a \
+		&& scripts/containers.sh compose up -d --no-build --pull never $(COMPOSE_LOCAL_SERVICES)
+	@echo "task-api http://127.0.0.1:8000  Kafka UI http://127.0.0.1:8080  Mailpit http://127.0.0.1:8025  registry http://127.0.0.1:8081/apis/ccompat/v7"
+
+## make compose-down: stop the stack of compose-up and drop its volumes
+compose-down:
+	scripts/containers.sh compose down -v --remove-orphans
+
+## make compose-test: build the images, bring the whole stack up, run the end-to-end story and the Kafka UI check against it, down -v
+compose-test:
+	scripts/compose-test.sh

@@ -44,6 +44,7 @@ if ! wait "$infra_pid"; then
 fi
 step "infrastructure up; creating topics and registering schemas"
 "$SCRIPTS_DIR/cluster.sh" up
+"$SCRIPTS_DIR/kafka-ui.sh" start
 # A first start begins at the end of the topics rather than replaying what test runs left
 # there; later starts resume from the groups' committed offsets, unless tests ran in between:
 # then the groups move past what the tests wrote (events this environment published and had
@@ -65,6 +66,7 @@ cat <<EOT
   Mail (SMTP sink)    http://127.0.0.1:8025/            (SMTP 127.0.0.1:1025)
   Schema registry     http://127.0.0.1:8081/apis/ccompat/v7/subjects
   Kafka               127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
+  Kafka UI            $("$SCRIPTS_DIR/kafka-ui.sh" url)/             (topics, consumer groups and lag; README "Kafka UI")
   Metrics             http://127.0.0.1:{8000,8001,8002,8003,8004}/metrics
   Logs                $LOG_DIR/
 

@@ -5,12 +5,15 @@
 #   scripts/install-deps.sh            Debian packages + the Python test venv
 #   scripts/install-deps.sh --apt      Debian packages only
 #   scripts/install-deps.sh --python   the Python test venv only
+#   scripts/install-deps.sh --containers  podman, buildah, runc, debootstrap only (make compose-test)
 #
 # Debian packages: build tools for the Rust crates (librdkafka via rdkafka's cmake build, sqlx,
 # ...), PostgreSQL 15 (scripts/postgres.sh), docker-compose (only to validate
 # docker-compose.kafka.yml with `docker-compose config`; there is no Docker engine here),
 # chromium + chromium-driver (browser tests), kcat (look at topics), shellcheck, curl, jq,
-# python3-venv; Java 17 and Maven when missing (Kafka and the schema registry run from jars).
+# python3-venv; Java 17 and Maven when missing (Kafka and the schema registry run from jars);
+# podman, buildah, runc and debootstrap: the container engine and the Debian base image of
+# `make compose-test` where no Docker runs (scripts/containers.sh, scripts/images.sh).
 # Go (to build Mailpit, scripts/smtp-sink.sh) is checked, not installed: Debian's is too old.
 #
 # Python venv: $CACHE_DIR/venv (outside the repo, shared by every clone) with confluent-kafka
@@ -20,6 +23,7 @@
 # Runs apt-get through sudo when not root.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+CONTAINER_PACKAGES=(podman buildah runc debootstrap)
 APT_PACKAGES=(
     build-essential cmake pkg-config libssl-dev libsasl2-dev zlib1g-dev libsqlite3-dev
     libpq-dev libzstd-dev libcurl4-openssl-dev
@@ -27,6 +31,7 @@ APT_PACKAGES=(
     docker-compose
     chromium chromium-driver
     shellcheck curl jq python3-venv ca-certificates
+    "${CONTAINER_PACKAGES[@]}"
 )
 # name in Debian 12 first, older name second
 KCAT_CANDIDATES=(kcat kafkacat)
@@ -134,8 +139,22 @@ install_python() {
         die "confluent_kafka's AvroDeserializer does not import in $VENV"
 }
 
+install_containers() {
+    local missing=() p
+    for p in "${CONTAINER_PACKAGES[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    if ((${#missing[@]} > 0)); then
+        apt_install "${missing[@]}"
+        for p in "${missing[@]}"; do
+            echo "installed (apt): $p"
+        done
+    fi
+}
+
 case "${1:-all}" in
 --apt) install_apt ;;
+--containers) install_containers ;;
 --python) install_python ;;
 all | --all)
     install_apt
@@ -143,7 +162,7 @@ all | --all)
     "$SCRIPTS_DIR/deploy-tools.sh"
     ;;
 *)
-    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -4,6 +4,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$SCRIPTS_DIR/services.sh" stop
+"$SCRIPTS_DIR/kafka-ui.sh" stop
 "$SCRIPTS_DIR/smtp-sink.sh" stop
 "$SCRIPTS_DIR/postgres.sh" stop
 "$SCRIPTS_DIR/cluster.sh" down

@@ -33,3 +33,8 @@ touch "$TEST_TRAFFIC_MARK"
 # The root manifest is a virtual one: without `-p`, cargo tests every member.
 cargo test --no-fail-fast "$@"
 log "tests passed in $((SECONDS - tests_started)) s (whole run $((SECONDS - started)) s)"
+# The whole system in containers, a separate step after every cargo test, on a full run only
+# (no ARGS): scripts/compose-test.sh (its own ports and compose project; COMPOSE_TEST=0 skips).
+if [[ $# -eq 0 && "${COMPOSE_TEST:-1}" != 0 ]]; then
+    "$SCRIPTS_DIR/compose-test.sh"
+fi

@@ -119,6 +119,24 @@ impl System {
         system
     }
 
+    /// The services of a deployment that already runs (the compose stack of
+    /// `make compose-test`), reached on 127.0.0.1 at the given ports: nothing is started, and
+    /// `stop` stops nothing. Users log in through the API; `signer` is a key of this process's
+    /// own, which the deployment does not trust.
+    pub fn attach(ports: HashMap<Svc, u16>) -> Self {
+        let (private, _) = service_kit::auth::generate_keypair().unwrap();
+        Self {
+            backend: Backend::Postgres,
+            dir: std::env::temp_dir(),
+            ports,
+            databases: HashMap::new(),
+            groups: HashMap::new(),
+            webhook_key: String::new(),
+            running: HashMap::new(),
+            signer: service_kit::auth::TokenSigner::from_pem(&private, 3600).unwrap(),
+        }
+    }
+
     pub fn url(&self, svc: Svc) -> String {
         format!("http://127.0.0.1:{}", self.ports[&svc])
     }

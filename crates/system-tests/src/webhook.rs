@@ -38,9 +38,15 @@ async fn receive(
 
 impl WebhookReceiver {
     pub fn start() -> Self {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// A receiver on another address of this machine, e.g. the container network's gateway,
+    /// where services running in containers reach the host.
+    pub fn start_on(address: std::net::IpAddr) -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let data = web::Data::new(received.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind((address, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
             App::new()
@@ -55,7 +61,7 @@ impl WebhookReceiver {
         let handle = server.handle();
         tokio::spawn(server);
         Self {
-            url: format!("http://127.0.0.1:{port}/hook"),
+            url: format!("http://{}/hook", std::net::SocketAddr::new(address, port)),
             received,
             handle,
         }
