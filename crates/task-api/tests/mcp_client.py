@@ -136,7 +136,10 @@ async def session_of_user_a(out):
         fields = {e["field"] for e in both.structured_content["errors"]}
         check(both.is_error and fields == {"title", "priority"}, f"every invalid field: {text_of(both)}")
         wrong_type = await client.call_tool("add_task", {"title": 42})
-        check(wrong_type.is_error and "title" in text_of(wrong_type), f"wrong type: {text_of(wrong_type)}")
+        check(wrong_type.is_error and wrong_type.structured_content["errors"][0]["field"] == "title",
+              f"wrong type: {text_of(wrong_type)}")
+        missing = await client.call_tool("update_task", {"title": "no id"})
+        check(missing.is_error and missing.structured_content["errors"][0]["field"] == "id", text_of(missing))
 
         # A retried add_task with the same key creates one task.
         key = f"retry-{run}"

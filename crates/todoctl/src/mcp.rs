@@ -6,7 +6,7 @@
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerInfo,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -29,8 +29,8 @@ fn upstream_error(e: rmcp::ServiceError) -> ErrorData {
 }
 
 impl ServerHandler for ToolRelay {
-    fn get_info(&self) -> ServerInfo {
-        let info = ServerInfo::new(ServerCapabilities::builder().enable_tools().build())
+    fn get_info(&self) -> ServerConfig {
+        let info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("todoctl", env!("CARGO_PKG_VERSION")));
         match &self.instructions {
             Some(i) => info.with_instructions(i.clone()),

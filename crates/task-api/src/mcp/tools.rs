@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix_web::web;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerInfo};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::Value;
@@ -38,7 +38,6 @@ to the user's other devices; task_history shows what happened to a task.";
 pub struct TaskTools {
     state: web::Data<AppState>,
     services: Arc<Services>,
-    tool_router: ToolRouter<TaskTools>,
 }
 
 type ToolResult = Result<CallToolResult, ErrorData>;
@@ -94,11 +93,13 @@ fn describe(task: &Value) -> String {
 
 impl TaskTools {
     pub fn new(state: web::Data<AppState>, services: Arc<Services>) -> Self {
-        Self {
-            state,
-            services,
-            tool_router: Self::tool_router(),
-        }
+        Self { state, services }
+    }
+
+    /// The tools and their schemas, made once (a server is made per request).
+    fn router() -> &'static ToolRouter<TaskTools> {
+        static ROUTER: std::sync::OnceLock<ToolRouter<TaskTools>> = std::sync::OnceLock::new();
+        ROUTER.get_or_init(Self::tool_router)
     }
 
     /// The caller's zone, asked for only when one of `values` is a local time.
@@ -458,10 +459,56 @@ impl TaskTools {
     }
 }
 
-#[tool_handler]
+/// Arguments of the wrong shape (a number for a title, a missing title) as the same 422 problem
+/// REST answers, naming the field; `None` when they deserialize.
+fn malformed<T: serde::de::DeserializeOwned>(arguments: &Value) -> Option<Problem> {
+    let error = serde_path_to_error::deserialize::<_, T>(arguments).err()?;
+    let path = error.path().to_string();
+    let message = error.inner().to_string();
+    // A missing field is reported at its parent: name the field itself.
+    let field = match message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        Some(name) if path == "." => name.to_owned(),
+        Some(name) => format!("{path}.{name}"),
+        None => path,
+    };
+    Some(Problem::validation().field(field, message))
+}
+
+/// Check a call's arguments against its tool's argument type before the router does, so a
+/// shape error is a tool error naming the field rather than the SDK's bare serde message.
+fn check_arguments(tool: &str, arguments: &Value) -> Option<Problem> {
+    match tool {
+        "add_task" => malformed::<AddTaskArgs>(arguments),
+        "update_task" => malformed::<UpdateTaskArgs>(arguments),
+        "complete_task" | "reopen_task" | "delete_task" => malformed::<TaskChangeArgs>(arguments),
+        "find_tasks" => malformed::<FindTasksArgs>(arguments),
+        "get_task" => malformed::<TaskIdArgs>(arguments),
+        "task_history" => malformed::<TaskHistoryArgs>(arguments),
+        "preview_recurrence" => malformed::<PreviewRecurrenceArgs>(arguments),
+        _ => None,
+    }
+}
+
+#[tool_handler(router = Self::router())]
 impl ServerHandler for TaskTools {
-    fn get_info(&self) -> ServerInfo {
-        ServerInfo::new(ServerCapabilities::builder().enable_tools().build())
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
+        if let Some(problem) = check_arguments(&request.name, &arguments) {
+            return Ok(problem_result(&problem).into());
+        }
+        let call = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        Self::router().call(call).await
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("task-api", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
