@@ -6,7 +6,7 @@
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    PaginatedRequestParams, ResultType, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{Peer, RequestContext};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -43,10 +43,15 @@ impl ServerHandler for ToolRelay {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.upstream
+        // The upstream answer may come from an older protocol revision than the assistant
+        // negotiated here: mark it complete, as 2026-07-28 requires.
+        let mut result = self
+            .upstream
             .list_tools(request)
             .await
-            .map_err(upstream_error)
+            .map_err(upstream_error)?;
+        result.result_type = Some(ResultType::COMPLETE);
+        Ok(result)
     }
 
     async fn call_tool(
@@ -54,10 +59,15 @@ impl ServerHandler for ToolRelay {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.upstream
+        let mut response = self
+            .upstream
             .call_tool_once(request)
             .await
-            .map_err(upstream_error)
+            .map_err(upstream_error)?;
+        if let CallToolResponse::Complete(result) = &mut response {
+            result.result_type = Some(ResultType::COMPLETE);
+        }
+        Ok(response)
     }
 }
 
