@@ -105,12 +105,13 @@ async fn created_events(user_id: &str, task_id: &str, from: &[(Topic, Vec<i64>)]
     // Wait until the user's newest task is out, then pick this task's.
     tokio::time::timeout(Duration::from_secs(90), async {
         loop {
-            let found: Vec<AnyEvent> = wait_for_published(Topic::TaskCreated, start, &keys([user_id]), 1)
-                .await
-                .into_iter()
-                .map(|p| p.event)
-                .filter(|e| matches!(e, AnyEvent::TaskCreated(c) if c.task_id == task_id))
-                .collect();
+            let found: Vec<AnyEvent> =
+                wait_for_published(Topic::TaskCreated, start, &keys([user_id]), 1)
+                    .await
+                    .into_iter()
+                    .map(|p| p.event)
+                    .filter(|e| matches!(e, AnyEvent::TaskCreated(c) if c.task_id == task_id))
+                    .collect();
             if !found.is_empty() {
                 return found;
             }
@@ -214,7 +215,10 @@ async fn an_assistant_changes_tasks_through_mcp_tools_as_rest_does() {
 
     // What B tried on A's task changed nothing.
     let kept = app
-        .get_json(&a, &format!("/api/tasks/{}", summary["kept_id"].as_str().unwrap()))
+        .get_json(
+            &a,
+            &format!("/api/tasks/{}", summary["kept_id"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(kept["version"], 1);
     app.stop().await;
@@ -263,6 +267,9 @@ async fn mcp_answers_401_before_any_exchange_without_a_valid_token() {
     let r = post(Some(user.token.clone())).await;
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
-    assert_eq!(answer["result"]["serverInfo"]["name"], "task-api", "{answer}");
+    assert_eq!(
+        answer["result"]["serverInfo"]["name"], "task-api",
+        "{answer}"
+    );
     app.stop().await;
 }

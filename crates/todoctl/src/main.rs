@@ -89,9 +89,7 @@ enum Command {
     /// token (TODO_TOKEN, else the one `todoctl login` kept).
     Mcp,
     /// Print shell completions, e.g. `todoctl completions bash > ~/.local/share/bash-completion/completions/todoctl`.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[tokio::main]
@@ -130,7 +128,12 @@ async fn main() -> Result<()> {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "todoctl", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "todoctl",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }

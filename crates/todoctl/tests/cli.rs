@@ -70,9 +70,17 @@ impl Cli {
         let mut all = args.to_vec();
         all.extend(["--output", "json"]);
         let out = self.run(&all);
-        assert!(out.status.success(), "todoctl {args:?}: {}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("todoctl {args:?} printed no JSON ({e}): {}", text(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "todoctl {args:?}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "todoctl {args:?} printed no JSON ({e}): {}",
+                text(&out.stdout)
+            )
+        })
     }
 }
 
@@ -95,7 +103,10 @@ async fn the_cli_logs_in_and_manages_tasks_against_the_real_api() {
     let cli = Cli::new(&app.address);
     let run = uuid::Uuid::new_v4().simple().to_string();
 
-    let out = cli.run_with_stdin(&["login", "--email", &user.email, "--password-stdin"], PASSWORD);
+    let out = cli.run_with_stdin(
+        &["login", "--email", &user.email, "--password-stdin"],
+        PASSWORD,
+    );
     assert!(out.status.success(), "login: {}", text(&out.stderr));
     let stored = cli.config_home.join("todoctl/credentials.json");
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777;
@@ -103,15 +114,26 @@ async fn the_cli_logs_in_and_manages_tasks_against_the_real_api() {
 
     let title = format!("Water the plants {run}");
     let task = cli.json(&[
-        "tasks", "add", &title, "--due", "tomorrow", "9:00", "--priority", "high", "--tag", "x",
-        "--every", "FREQ=WEEKLY;BYDAY=MO",
+        "tasks",
+        "add",
+        &title,
+        "--due",
+        "tomorrow",
+        "9:00",
+        "--priority",
+        "high",
+        "--tag",
+        "x",
+        "--every",
+        "FREQ=WEEKLY;BYDAY=MO",
     ]);
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["priority"], "high");
     assert_eq!(task["tags"], serde_json::json!(["x"]));
     assert_eq!(task["recurrence"]["rrule"], "FREQ=WEEKLY;BYDAY=MO");
     // The new user's zone is UTC: tomorrow at 09:00 UTC.
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT09:00:00.000Z");
+    let tomorrow =
+        (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT09:00:00.000Z");
     assert_eq!(task["due_at"], tomorrow.to_string());
 
     let page = cli.json(&["tasks", "ls", "-q", &run]);
@@ -151,10 +173,20 @@ async fn the_cli_logs_in_and_manages_tasks_against_the_real_api() {
     assert!(wrong.starts_with("todoctl: "), "{wrong}");
 
     let now = chrono::Utc::now().timestamp();
-    let expired = app.signer.issue_at(&user.id, now - 7200, now - 3600).unwrap();
-    let out = cli.command(&["tasks", "ls"]).env("TODO_TOKEN", expired).output().unwrap();
+    let expired = app
+        .signer
+        .issue_at(&user.id, now - 7200, now - 3600)
+        .unwrap();
+    let out = cli
+        .command(&["tasks", "ls"])
+        .env("TODO_TOKEN", expired)
+        .output()
+        .unwrap();
     let line = one_line_failure(&out, "an expired token");
-    assert!(line.contains("expired") && line.contains("todoctl login"), "{line}");
+    assert!(
+        line.contains("expired") && line.contains("todoctl login"),
+        "{line}"
+    );
 
     let completions = cli.run(&["completions", "bash"]);
     assert!(completions.status.success());
@@ -174,7 +206,10 @@ async fn an_assistant_uses_the_tools_over_stdio_through_todoctl_mcp() {
             std::env::var("HOME").unwrap_or_default()
         )
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../task-api/tests/mcp_client.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../task-api/tests/mcp_client.py"
+    );
     let config_home = std::env::temp_dir().join(format!("todoctl-mcp-{run}"));
     let output = Command::new(&python)
         .arg(script)
@@ -197,7 +232,10 @@ async fn an_assistant_uses_the_tools_over_stdio_through_todoctl_mcp() {
     eprintln!("MCP session over stdio (todoctl mcp): {summary}");
     assert_eq!(summary["tool_count"], 9);
     let kept = app
-        .get_json(&a, &format!("/api/tasks/{}", summary["kept_id"].as_str().unwrap()))
+        .get_json(
+            &a,
+            &format!("/api/tasks/{}", summary["kept_id"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(kept["version"], 1);
     app.stop().await;

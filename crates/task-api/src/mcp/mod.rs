@@ -204,7 +204,9 @@ async fn authorize(
                 token,
                 traceparent,
             });
-            next.call(req).await.map(ServiceResponse::map_into_left_body)
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
         }
     }
 }

@@ -19,8 +19,8 @@ use serde_json::Value;
 use service_kit::http::Problem;
 
 use super::params::{
-    AddTaskArgs, FindTasksArgs, PreviewRecurrenceArgs, TaskChangeArgs, TaskHistoryArgs,
-    TaskIdArgs, UpdateTaskArgs,
+    AddTaskArgs, FindTasksArgs, PreviewRecurrenceArgs, TaskChangeArgs, TaskHistoryArgs, TaskIdArgs,
+    UpdateTaskArgs,
 };
 use super::{Authorized, Services, local_time};
 use crate::changes::tasks::{Created, StatusChange};
@@ -375,7 +375,10 @@ tasks too. Returns `items` and `next_cursor`."
                 .get(&self.services.audit, &path, &query, &who)
                 .await?;
             let count = value["items"].as_array().map_or(0, Vec::len);
-            Ok((format!("{count} event(s) in the history of task {id}"), value))
+            Ok((
+                format!("{count} event(s) in the history of task {id}"),
+                value,
+            ))
         }
         .await;
         answer(outcome)

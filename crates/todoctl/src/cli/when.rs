@@ -2,7 +2,9 @@
 //! "fri 17:30", "today", "2026-12-07 09:00", "18:00", or RFC 3339. A day without a time means
 //! 09:00. The answer is RFC 3339 with the zone's offset, which task-api parses as usual.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc,
+};
 use chrono_tz::Tz;
 
 const DEFAULT_TIME: (u32, u32) = (9, 0);
