@@ -84,7 +84,7 @@ pub async fn create(
         (k, hash)
     });
     let created = task_changes::create(
-        &state.db,
+        &state.writes,
         CreateTask {
             user_id: caller.user_id.clone(),
             fields,
@@ -151,7 +151,7 @@ pub async fn edit(
     let needs_zone = matches!(&request.recurrence, Some(Some(r)) if r.timezone.is_none());
     let zone = default_timezone(state, &caller.user_id, needs_zone).await?;
     let task = task_changes::edit(
-        &state.db,
+        &state.writes,
         EditTask {
             user_id: caller.user_id.clone(),
             task_id,
@@ -184,7 +184,7 @@ pub async fn set_status(
     change: StatusChange,
 ) -> Result<Task, Problem> {
     let cmd = action(caller, id, if_match)?;
-    let task = task_changes::set_status(&state.db, cmd, change).await?;
+    let task = task_changes::set_status(&state.writes, cmd, change).await?;
     state.wake_relay();
     Ok(task)
 }
@@ -197,7 +197,7 @@ pub async fn delete(
     if_match: Option<i64>,
 ) -> Result<(), Problem> {
     let cmd = action(caller, id, if_match)?;
-    task_changes::delete(&state.db, cmd).await?;
+    task_changes::delete(&state.writes, cmd).await?;
     state.wake_relay();
     Ok(())
 }
