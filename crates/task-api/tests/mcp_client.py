@@ -7,7 +7,8 @@ stdout with the ids it touched and its timings, so the Rust side can read the ev
 Kafka and compare them with the REST path's.
 
 Environment: MCP_TRANSPORT (http|stdio), MCP_URL (http), TODOCTL + TODO_API_URL (stdio),
-TOKEN_A, TOKEN_B (two users), RUN (a unique word for titles).
+TOKEN_A, TOKEN_B (two users), RUN (a unique word for titles); MCP_CHECK=services and TASK_ID for
+the tools that ask audit-service and recurring-task-service (crates/system-tests/tests/assistant.rs).
 """
 
 import asyncio
@@ -189,11 +190,34 @@ async def ten_call_session(out):
     out["ten_call_session_ms"] = rounds
 
 
+async def tools_of_other_services(out):
+    """task_history (audit-service) and preview_recurrence (recurring-task-service), as user A,
+    of TASK_ID (created, updated and completed over REST by the test); user B sees no history."""
+    task_id = os.environ["TASK_ID"]
+    async with client_for(os.environ["TOKEN_A"]) as client:
+        preview = ok(await client.call_tool("preview_recurrence", {
+            "rrule": "FREQ=WEEKLY;BYDAY=MO", "timezone": "Europe/Berlin", "count": 3, "start": "2026-12-07T09:00",
+        }), "preview_recurrence")
+        local = [o["local"] for o in preview["occurrences"]]
+        check(local == ["2026-12-07T09:00:00+01:00", "2026-12-14T09:00:00+01:00", "2026-12-21T09:00:00+01:00"],
+              f"preview: {preview}")
+        bad = await client.call_tool("preview_recurrence", {"rrule": "FREQ=SOMETIMES"})
+        check(bad.is_error and "rrule" in text_of(bad), f"a bad rule: {text_of(bad)}")
+        history = ok(await client.call_tool("task_history", {"id": task_id}), "task_history")
+        out["history_types"] = [e["event_type"] for e in history["items"]]
+    async with client_for(os.environ["TOKEN_B"]) as client:
+        theirs = await client.call_tool("task_history", {"id": task_id})
+        check(theirs.is_error and "Not found" in text_of(theirs), f"B reads A's history: {text_of(theirs)}")
+
+
 async def main():
     out = {"transport": os.environ["MCP_TRANSPORT"]}
-    await session_of_user_a(out)
-    await session_of_user_b(out)
-    await ten_call_session(out)
+    if os.environ.get("MCP_CHECK") == "services":
+        await tools_of_other_services(out)
+    else:
+        await session_of_user_a(out)
+        await session_of_user_b(out)
+        await ten_call_session(out)
     json.dump(out, sys.stdout)
 
 
