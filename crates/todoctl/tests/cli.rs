@@ -187,6 +187,13 @@ async fn the_cli_logs_in_and_manages_tasks_against_the_real_api() {
         line.contains("expired") && line.contains("todoctl login"),
         "{line}"
     );
+    let out = cli
+        .command(&["mcp"])
+        .env("TODO_TOKEN", "not-a-jwt")
+        .output()
+        .unwrap();
+    let line = one_line_failure(&out, "todoctl mcp with a bad token");
+    assert!(line.contains("/mcp"), "{line}");
 
     let completions = cli.run(&["completions", "bash"]);
     assert!(completions.status.success());
