@@ -31,7 +31,9 @@ pub fn idempotency_key(value: &str, name: &str) -> Result<String, Problem> {
     let key = value.trim();
     if !key.is_empty()
         && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
-        && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
     {
         Ok(key.to_owned())
     } else {

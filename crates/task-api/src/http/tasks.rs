@@ -23,14 +23,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(k) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
-            Ok(Some(k.trim().to_owned()))
-        }
-        _ => Err(Problem::bad_request(format!(
+    let text = value.to_str().map_err(|_| {
+        Problem::bad_request(format!(
             "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-        ))),
-    }
+        ))
+    })?;
+    ops::idempotency_key(text, IDEMPOTENCY_KEY).map(Some)
 }
 
 fn caller(req: &HttpRequest, auth: &Authenticated) -> Caller {
