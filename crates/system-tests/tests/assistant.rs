@@ -70,4 +70,34 @@ async fn an_assistant_reads_a_tasks_history_and_previews_a_rule_through_mcp() {
         json!(["task_created", "task_updated", "task_completed"]),
         "{summary}"
     );
+
+    // `todoctl tasks show` prints the same history beside the task.
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let show = |output: &str| {
+        Command::new(bin_dir.join("todoctl"))
+            .args(["tasks", "show", &id, "--output", output])
+            .env("TODO_API_URL", system.url(Svc::TaskApi))
+            .env("TODO_AUDIT_URL", system.url(Svc::Audit))
+            .env("TODO_TOKEN", &alice.token)
+            .output()
+            .unwrap()
+    };
+    let out = show("json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["task"]["status"], "completed");
+    assert_eq!(shown["history"]["items"].as_array().unwrap().len(), 3);
+    let out = show("table");
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("todoctl tasks show:\n{table}");
+    assert!(table.contains("task_completed"), "{table}");
 }

@@ -378,7 +378,17 @@ pub async fn tasks(api_url: Option<&str>, command: TasksCommand, output: Output)
                                     .as_str()
                                     .or(e["topic"].as_str())
                                     .unwrap_or_default();
-                                println!("  {at}  {kind}");
+                                let changed: Vec<&str> = e["data"]["changedFields"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(Value::as_str)
+                                    .collect();
+                                if changed.is_empty() {
+                                    println!("  {at}  {kind}");
+                                } else {
+                                    println!("  {at}  {kind} ({})", changed.join(", "));
+                                }
                             }
                         }
                         Err(e) => println!("history: unavailable ({e})"),
