@@ -41,6 +41,7 @@ PY_PACKAGES=(
     "confluent-kafka[avro,schemaregistry]"
     fastavro requests httpx attrs cachetools authlib
     pytest pyyaml kubernetes-validate
+    "mcp==2.3.0"
 )
 
 SUDO=()
@@ -125,7 +126,7 @@ install_python() {
     fi
     local missing=() spec name
     for spec in "${PY_PACKAGES[@]}"; do
-        name="${spec%%[*}"
+        name="${spec%%[[=]*}"
         "$VENV/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing+=("$spec")
     done
     if ((${#missing[@]} > 0)); then

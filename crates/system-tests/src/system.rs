@@ -184,6 +184,9 @@ impl System {
             ("WS_PUBLIC_URL", self.ws_url()),
             ("WS_ALLOWED_ORIGINS", self.url(Svc::TaskApi)),
             ("CONSUMER_GROUP", self.groups[&svc].clone()),
+            // task-api's MCP tools task_history and preview_recurrence ask these two.
+            ("AUDIT_API_URL", self.url(Svc::Audit)),
+            ("RECURRENCE_API_URL", self.url(Svc::Recurring)),
             ("SHUTDOWN_TIMEOUT_MS", "10000".to_owned()),
             // Reminders of these tests are due within seconds.
             ("SCHEDULER_MAX_IDLE_MS", "1000".to_owned()),

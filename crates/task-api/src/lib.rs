@@ -7,6 +7,7 @@
 //! * [`storage`]: diesel tables on SQLite or PostgreSQL;
 //! * [`ingest`]: the task.created consumer;
 //! * [`http`]: handlers, the web page, the OpenAPI document;
+//! * [`mcp`]: the same task operations as MCP tools at `/mcp`;
 //! * [`startup`]: wiring and orderly shutdown.
 
 pub mod auth;
@@ -15,5 +16,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod mcp;
 pub mod startup;
 pub mod storage;

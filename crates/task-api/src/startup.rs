@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::http::AppState;
 use crate::http::openapi::ApiDoc;
 use crate::ingest::TaskIngest;
+use crate::mcp::{McpEndpoint, McpSettings};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -115,6 +116,7 @@ impl Application {
             ws_public_url: config.ws_public_url.clone(),
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".to_owned()),
         });
+        let mcp = McpEndpoint::new(state.clone(), &McpSettings::from_env()?);
         let verifier = web::Data::new(config.verifier.clone());
         let server = kit_http::server(
             listener,
@@ -124,6 +126,7 @@ impl Application {
             move |cfg| {
                 cfg.app_data(state.clone()).app_data(verifier.clone());
                 crate::http::routes(cfg);
+                mcp.routes(cfg);
                 cfg.service(Scalar::with_url("/docs", openapi.clone()));
             },
         )?;

@@ -1,7 +1,10 @@
 //! `todoctl`: creates the topics and registers the schemas of the catalogue, and shows what the
-//! cluster and the registry hold. Every command is idempotent.
+//! cluster and the registry hold (every such command is idempotent). Also the command-line
+//! client of the API ([`cli`]: `login`, `tasks`) and the MCP tools over stdio ([`mcp`]).
 
+mod cli;
 mod dlq;
+mod mcp;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -26,6 +29,13 @@ struct Cli {
         default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
     )]
     schema_registry_url: String,
+    /// Base URL of task-api (login, tasks, mcp); default the one logged in to, else
+    /// http://127.0.0.1:8000.
+    #[arg(long, env = "TODO_API_URL", global = true)]
+    api_url: Option<String>,
+    /// How login and tasks print their answers.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    output: cli::Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -70,6 +80,16 @@ enum Command {
         #[arg(long)]
         dead_letters: bool,
     },
+    /// Log in to task-api and keep the token in your config folder (mode 0600).
+    Login(cli::LoginArgs),
+    /// Your tasks: add, ls, done, reopen, rm, show.
+    #[command(subcommand)]
+    Tasks(cli::TasksCommand),
+    /// The task tools for an assistant over stdio (MCP), relayed to task-api's /mcp with your
+    /// token (TODO_TOKEN, else the one `todoctl login` kept).
+    Mcp,
+    /// Print shell completions, e.g. `todoctl completions bash > ~/.local/share/bash-completion/completions/todoctl`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[tokio::main]
@@ -92,6 +112,28 @@ async fn main() -> Result<()> {
         } => start_groups_at_end(&cli.bootstrap_servers, &services, even_committed),
         Command::Catalogue { dead_letters } => {
             catalogue(dead_letters);
+            Ok(())
+        }
+        Command::Login(args) => {
+            cli::exit_on_error(cli::login(cli.api_url.as_deref(), args, cli.output).await);
+            Ok(())
+        }
+        Command::Tasks(command) => {
+            cli::exit_on_error(cli::tasks(cli.api_url.as_deref(), command, cli.output).await);
+            Ok(())
+        }
+        Command::Mcp => {
+            cli::exit_on_error(mcp::serve(cli.api_url.as_deref()).await);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "todoctl",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod categories;
 pub mod me;
 pub mod openapi;
+pub mod task_operations;
 pub mod tasks;
 pub mod views;
 pub mod web_page;

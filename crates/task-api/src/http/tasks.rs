@@ -3,19 +3,15 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use service_kit::http::{Authenticated, Problem, trace_of};
-use sha2::{Digest, Sha256};
 
+use super::task_operations::{self as ops, Caller, MAX_IDEMPOTENCY_KEY_LEN};
 use super::views::{ProblemDocument, TaskPage, TaskView};
-use super::{State, etag, if_match, path_id, storage_problem};
-use crate::changes::tasks::{
-    self as task_changes, CreateTask, Created, EditTask, StatusChange, TaskAction,
-};
-use crate::domain::query::{Cursor, RawTaskQuery, TaskQuery};
-use crate::domain::task::{CreateTaskRequest, Task, TaskFields, UpdateTaskRequest};
-use crate::storage::{tasks, users};
+use super::{State, etag, if_match};
+use crate::changes::tasks::{Created, StatusChange};
+use crate::domain::query::RawTaskQuery;
+use crate::domain::task::{CreateTaskRequest, Task, UpdateTaskRequest};
 
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 fn task_response(status: actix_web::http::StatusCode, task: &Task) -> HttpResponse {
     HttpResponse::build(status)
@@ -27,27 +23,19 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(k) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
-            Ok(Some(k.trim().to_owned()))
-        }
-        _ => Err(Problem::bad_request(format!(
+    let text = value.to_str().map_err(|_| {
+        Problem::bad_request(format!(
             "{IDEMPOTENCY_KEY} must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-        ))),
-    }
+        ))
+    })?;
+    ops::idempotency_key(text, IDEMPOTENCY_KEY).map(Some)
 }
 
-/// The user's time zone, read only when a recurrence needs it (it names no zone of its own).
-async fn default_timezone(state: &State, user_id: &str, needed: bool) -> Result<String, Problem> {
-    if !needed {
-        return Ok("UTC".to_owned());
+fn caller(req: &HttpRequest, auth: &Authenticated) -> Caller {
+    Caller {
+        user_id: auth.user_id().to_owned(),
+        traceparent: trace_of(req).header(),
     }
-    let id = user_id.to_owned();
-    state
-        .db
-        .run(move |conn| users::timezone(conn, &id))
-        .await
-        .map_err(storage_problem)
 }
 
 /// Create a task
@@ -79,37 +67,12 @@ pub async fn create_task(
     body: web::Json<CreateTaskRequest>,
 ) -> Result<HttpResponse, Problem> {
     let key = idempotency_key(&req)?;
-    let needs_zone = body
-        .recurrence
-        .as_ref()
-        .is_some_and(|r| r.timezone.is_none());
-    let zone = default_timezone(&state, auth.user_id(), needs_zone).await?;
-    let fields = TaskFields::parse_new(&body, &zone)?;
-    let idempotency = key.map(|k| {
-        let hash = hex::encode(Sha256::digest(
-            serde_json::to_vec(&*body).unwrap_or_default(),
-        ));
-        (k, hash)
-    });
-    let created = task_changes::create(
-        &state.writes,
-        CreateTask {
-            user_id: auth.user_id().to_owned(),
-            fields,
-            idempotency,
-            traceparent: trace_of(&req).header(),
-        },
-    )
-    .await?;
-    match created {
-        Created::New { task, body } => {
-            state.wake_relay();
-            Ok(HttpResponse::Created()
-                .insert_header((header::ETAG, etag(task.version)))
-                .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
-                .content_type("application/json")
-                .body(body))
-        }
+    match ops::create(&state, &caller(&req, &auth), &body, key).await? {
+        Created::New { task, body } => Ok(HttpResponse::Created()
+            .insert_header((header::ETAG, etag(task.version)))
+            .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
+            .content_type("application/json")
+            .body(body)),
         Created::Replayed { status, body } => Ok(HttpResponse::build(
             actix_web::http::StatusCode::from_u16(status)
                 .unwrap_or(actix_web::http::StatusCode::CREATED),
@@ -141,41 +104,8 @@ pub async fn list_tasks(
     state: State,
     query: web::Query<RawTaskQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let query = TaskQuery::try_from(query.into_inner())?;
-    let user = auth.user_id().to_owned();
-    let (limit, sort) = (query.limit as usize, query.sort);
-    let mut rows = state
-        .db
-        .run(move |conn| tasks::list(conn, &user, &query))
-        .await
-        .map_err(storage_problem)?;
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|t| {
-            Cursor {
-                sort,
-                key: tasks::sort_key(t, sort.field),
-                id: t.id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(TaskPage {
-        items: rows.iter().map(Task::view).collect(),
-        next_cursor,
-    }))
-}
-
-async fn load(state: &State, user_id: &str, id: &str) -> Result<Task, Problem> {
-    let (user, id) = (user_id.to_owned(), path_id(id, "task")?);
-    state
-        .db
-        .run(move |conn| tasks::get(conn, &user, &id))
-        .await
-        .map_err(storage_problem)?
-        .ok_or_else(|| Problem::not_found("task"))
+    let page = ops::list(&state, auth.user_id(), query.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Read a task
@@ -197,7 +127,7 @@ pub async fn get_task(
     state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let task = load(&state, auth.user_id(), &path).await?;
+    let task = ops::get(&state, auth.user_id(), &path).await?;
     Ok(task_response(actix_web::http::StatusCode::OK, &task))
 }
 
@@ -237,33 +167,28 @@ pub async fn update_task(
     path: web::Path<String>,
     body: web::Json<UpdateTaskRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let task_id = path_id(&path, "task")?;
     let if_match = if_match(req.headers())?;
-    let needs_zone = matches!(&body.recurrence, Some(Some(r)) if r.timezone.is_none());
-    let zone = default_timezone(&state, auth.user_id(), needs_zone).await?;
-    let task = task_changes::edit(
-        &state.writes,
-        EditTask {
-            user_id: auth.user_id().to_owned(),
-            task_id,
-            if_match,
-            request: body.into_inner(),
-            default_timezone: zone,
-            traceparent: trace_of(&req).header(),
-        },
+    let task = ops::edit(
+        &state,
+        &caller(&req, &auth),
+        &path,
+        if_match,
+        body.into_inner(),
     )
     .await?;
-    state.wake_relay();
     Ok(task_response(actix_web::http::StatusCode::OK, &task))
 }
 
-fn action(req: &HttpRequest, auth: &Authenticated, id: &str) -> Result<TaskAction, Problem> {
-    Ok(TaskAction {
-        user_id: auth.user_id().to_owned(),
-        task_id: path_id(id, "task")?,
-        if_match: if_match(req.headers())?,
-        traceparent: trace_of(req).header(),
-    })
+async fn set_status(
+    req: HttpRequest,
+    auth: Authenticated,
+    state: State,
+    id: &str,
+    change: StatusChange,
+) -> Result<HttpResponse, Problem> {
+    let if_match = if_match(req.headers())?;
+    let task = ops::set_status(&state, &caller(&req, &auth), id, if_match, change).await?;
+    Ok(task_response(actix_web::http::StatusCode::OK, &task))
 }
 
 /// Complete a task
@@ -294,10 +219,7 @@ pub async fn complete_task(
     state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let cmd = action(&req, &auth, &path)?;
-    let task = task_changes::set_status(&state.writes, cmd, StatusChange::Complete).await?;
-    state.wake_relay();
-    Ok(task_response(actix_web::http::StatusCode::OK, &task))
+    set_status(req, auth, state, &path, StatusChange::Complete).await
 }
 
 /// Reopen a task
@@ -327,10 +249,7 @@ pub async fn reopen_task(
     state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let cmd = action(&req, &auth, &path)?;
-    let task = task_changes::set_status(&state.writes, cmd, StatusChange::Reopen).await?;
-    state.wake_relay();
-    Ok(task_response(actix_web::http::StatusCode::OK, &task))
+    set_status(req, auth, state, &path, StatusChange::Reopen).await
 }
 
 /// Delete a task
@@ -360,8 +279,7 @@ pub async fn delete_task(
     state: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let cmd = action(&req, &auth, &path)?;
-    task_changes::delete(&state.writes, cmd).await?;
-    state.wake_relay();
+    let if_match = if_match(req.headers())?;
+    ops::delete(&state, &caller(&req, &auth), &path, if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }
