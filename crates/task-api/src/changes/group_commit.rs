@@ -31,6 +31,8 @@ const MAX_BATCH: usize = 256;
 const POSTGRES_WRITERS: usize = 4;
 /// Requests waiting for the writers before new ones wait for room (back-pressure).
 const QUEUE: usize = 4096;
+/// Times a change that lost a deadlock is run again.
+const CONFLICT_RETRIES: u32 = 5;
 /// Whole-batch retries when SQLite reports the database busy.
 const BUSY_RETRIES: u32 = 20;
 
@@ -77,7 +79,29 @@ impl GroupCommit {
 
     /// Run a change in the next batch, as [`super::in_transaction`] runs it alone: the domain
     /// outcome travels beside the storage result, and a refused change writes nothing.
+    ///
+    /// A change that lost a deadlock against another batch (PostgreSQL: two batches inserting
+    /// the same Idempotency-Keys in opposite orders) is run again in a later batch, once the
+    /// other one has committed.
     pub async fn run<T, F>(&self, change: F) -> Result<T, ChangeError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection) -> Result<Result<T, ChangeError>, DbError> + Send + Sync + 'static,
+    {
+        let change = Arc::new(change);
+        let mut attempt = 0;
+        loop {
+            match self.run_once(change.clone()).await {
+                Err(ChangeError::Storage(e)) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "change lost a conflict with another batch; running it again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run_once<T, F>(&self, change: Arc<F>) -> Result<T, ChangeError>
     where
         T: Send + 'static,
         F: Fn(&mut DbConnection) -> Result<Result<T, ChangeError>, DbError> + Send + Sync + 'static,
@@ -95,7 +119,7 @@ impl GroupCommit {
                 }
             }),
             run: Box::new(move |conn| {
-                let outcome = in_savepoint(conn, &change);
+                let outcome = in_savepoint(conn, &*change);
                 let busy = matches!(&outcome, Err(ChangeError::Storage(e)) if is_busy(e));
                 let reply = reply.clone();
                 let answer: Answer = Box::new(move |commit_failed: Option<&str>| {
@@ -119,6 +143,13 @@ impl GroupCommit {
 
 fn stopped() -> ChangeError {
     ChangeError::Storage(DbError::Unavailable("the writer has stopped".to_owned()))
+}
+
+/// PostgreSQL gave up one of two transactions waiting for each other.
+fn is_conflict(e: &DbError) -> bool {
+    matches!(e, DbError::Query(diesel::result::Error::DatabaseError(kind, info))
+        if matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure)
+            || info.message().contains("deadlock detected"))
 }
 
 fn is_busy(e: &DbError) -> bool {
