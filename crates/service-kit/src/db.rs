@@ -133,6 +133,8 @@ pub struct Database {
 }
 
 fn build_pool(url: &DatabaseUrl, max_size: Option<u32>) -> Result<(DbPool, Backend), DbError> {
+    // A size is given for dedicated pools only (Database::dedicated).
+    let dedicated = max_size.is_some();
     let (manager, backend, default_size) = match url {
         DatabaseUrl::Sqlite(path) => (ConnectionManager::new(path.as_str()), Backend::Sqlite, 4),
         DatabaseUrl::Postgres(url) => (ConnectionManager::new(url.as_str()), Backend::Postgres, 10),
@@ -143,12 +145,20 @@ fn build_pool(url: &DatabaseUrl, max_size: Option<u32>) -> Result<(DbPool, Backe
             .and_then(|s| s.parse().ok())
             .unwrap_or(default_size)
     });
-    let pool = Pool::builder()
+    let builder = Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))
-        .connection_customizer(Box::new(SqlitePragmas))
-        .build(manager)?;
+        .connection_customizer(Box::new(SqlitePragmas));
+    // The service's own pool must connect at start (a bad DATABASE_URL stops it with one line);
+    // a dedicated pool of a running service connects when first used, so a slow database at
+    // start (a busy machine, a database still starting) delays its first round instead of
+    // crashing the service (compose-test saw notification-service exit that way).
+    let pool = if dedicated {
+        builder.build_unchecked(manager)
+    } else {
+        builder.build(manager)?
+    };
     Ok((pool, backend))
 }
 
