@@ -173,6 +173,8 @@ pub fn event_type(topic: Topic) -> &'static str {
         Topic::NotificationSent => "notification_sent",
         Topic::ReminderTriggered => "reminder_triggered",
         Topic::UserUpdated => "user_updated",
+        Topic::TaskShared => "task_shared",
+        Topic::TaskAssigned => "task_assigned",
     }
 }
 

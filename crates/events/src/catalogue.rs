@@ -30,6 +30,8 @@ pub enum Topic {
     NotificationSent,
     ReminderTriggered,
     UserUpdated,
+    TaskShared,
+    TaskAssigned,
 }
 
 /// Settings of one topic, as the brokers must hold them.
@@ -58,7 +60,7 @@ macro_rules! avsc {
 
 impl Topic {
     /// Every topic, in the order of the contract's table.
-    pub const ALL: [Topic; 9] = [
+    pub const ALL: [Topic; 11] = [
         Topic::TaskCreated,
         Topic::TaskUpdated,
         Topic::TaskCompleted,
@@ -68,14 +70,18 @@ impl Topic {
         Topic::NotificationSent,
         Topic::ReminderTriggered,
         Topic::UserUpdated,
+        Topic::TaskShared,
+        Topic::TaskAssigned,
     ];
 
-    /// The four topics that carry task changes.
-    pub const TASKS: [Topic; 4] = [
+    /// The six topics that carry task changes; each event on them says who may see the task.
+    pub const TASKS: [Topic; 6] = [
         Topic::TaskCreated,
         Topic::TaskUpdated,
         Topic::TaskCompleted,
         Topic::TaskDeleted,
+        Topic::TaskShared,
+        Topic::TaskAssigned,
     ];
 
     pub const fn spec(self) -> TopicSpec {
@@ -151,6 +157,22 @@ impl Topic {
                 key_field: "userId",
                 value_type: "com.todoapp.events.UserUpdatedEvent",
                 schema: avsc!("user.updated.avsc"),
+            },
+            Topic::TaskShared => TopicSpec {
+                name: "task.shared",
+                partitions: 3,
+                retention: DAY.saturating_mul(7),
+                key_field: "taskId",
+                value_type: "com.todoapp.events.TaskSharedEvent",
+                schema: avsc!("task.shared.avsc"),
+            },
+            Topic::TaskAssigned => TopicSpec {
+                name: "task.assigned",
+                partitions: 3,
+                retention: DAY.saturating_mul(7),
+                key_field: "taskId",
+                value_type: "com.todoapp.events.TaskAssignedEvent",
+                schema: avsc!("task.assigned.avsc"),
             },
         }
     }
@@ -245,6 +267,8 @@ impl Service {
                 Topic::TaskUpdated,
                 Topic::TaskCompleted,
                 Topic::TaskDeleted,
+                Topic::TaskShared,
+                Topic::TaskAssigned,
                 Topic::ReminderTriggered,
                 Topic::NotificationSent,
             ],
@@ -253,6 +277,8 @@ impl Service {
                 Topic::TaskUpdated,
                 Topic::TaskCompleted,
                 Topic::TaskDeleted,
+                Topic::TaskShared,
+                Topic::TaskAssigned,
                 Topic::UserRegistered,
                 Topic::UserUpdated,
                 Topic::ReminderTriggered,
@@ -344,7 +370,7 @@ mod tests {
     fn dead_letter_topics_follow_the_naming_rule() {
         let dlq = DeadLetterTopic::new(Topic::TaskCompleted, Service::AuditService);
         assert_eq!(dlq.name(), "task.completed.dlq.audit-service");
-        assert_eq!(Service::AuditService.dead_letter_topics().count(), 9);
-        assert_eq!(DeadLetterTopic::all().count(), 1 + 6 + 7 + 4 + 9);
+        assert_eq!(Service::AuditService.dead_letter_topics().count(), 11);
+        assert_eq!(DeadLetterTopic::all().count(), 1 + 8 + 9 + 6 + 11);
     }
 }

@@ -296,6 +296,11 @@ impl EventCodec {
                 .decode_as::<UserUpdatedEvent>(payload)
                 .await?
                 .into_any(),
+            Topic::TaskShared => self.decode_as::<TaskSharedEvent>(payload).await?.into_any(),
+            Topic::TaskAssigned => self
+                .decode_as::<TaskAssignedEvent>(payload)
+                .await?
+                .into_any(),
         })
     }
 

@@ -27,7 +27,10 @@ pub use codec::{DecodeError, EncodeError, EventCodec};
 pub use model::*;
 pub use names::UnknownName;
 pub use publish::{Delivered, EventPublisher, PublishError, headers, producer_config};
-pub use task_view::{DeletedTaskView, RecurrenceView, ReminderView, Role, TaskState, TaskView};
+pub use task_view::{
+    CollaboratorView, DeletedTaskView, RecurrenceView, ReminderView, Role, TaskState, TaskView,
+    role_in,
+};
 pub use validate::{InvalidEvent, Validate};
 
 /// Now as epoch milliseconds, the unit of every time on the wire.

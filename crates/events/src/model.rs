@@ -81,6 +81,24 @@ pub struct Reminder {
     pub channel: NotificationChannel,
 }
 
+/// What a collaborator may do with a task. `None` appears only on task.shared: the share was
+/// removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ShareRole {
+    Viewer,
+    Editor,
+    None,
+}
+
+/// A user the owner shared a task with, and their role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collaborator {
+    pub user_id: String,
+    pub role: ShareRole,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskCreatedEvent {
@@ -101,6 +119,15 @@ pub struct TaskCreatedEvent {
     pub series_id: Option<String>,
     pub occurrence_index: Option<i64>,
     pub created_at: Option<EpochMillis>,
+    /// Everyone the task is shared with after this event, besides its owner (`user_id`).
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+    /// The assignee after this event (the owner or a collaborator).
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// Who made the change when it was not the owner (an editor).
+    #[serde(default)]
+    pub actor_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +152,15 @@ pub struct TaskUpdatedEvent {
     pub created_at: Option<EpochMillis>,
     pub changed_fields: Vec<String>,
     pub completed_at: Option<EpochMillis>,
+    /// Everyone the task is shared with after this event, besides its owner (`user_id`).
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+    /// The assignee after this event (the owner or a collaborator).
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// Who made the change when it was not the owner (an editor).
+    #[serde(default)]
+    pub actor_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +185,15 @@ pub struct TaskCompletedEvent {
     pub series_id: Option<String>,
     pub occurrence_index: Option<i64>,
     pub created_at: Option<EpochMillis>,
+    /// Everyone the task is shared with after this event, besides its owner (`user_id`).
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+    /// The assignee after this event (the owner or a collaborator).
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// Who made the change when it was not the owner (an editor).
+    #[serde(default)]
+    pub actor_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +205,76 @@ pub struct TaskDeletedEvent {
     pub task_id: String,
     pub version: i64,
     pub series_id: Option<String>,
+    /// Everyone the task is shared with after this event, besides its owner (`user_id`).
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+    /// The assignee after this event (the owner or a collaborator).
+    #[serde(default)]
+    pub assignee_id: Option<String>,
+    /// Who made the change when it was not the owner (an editor).
+    #[serde(default)]
+    pub actor_id: Option<String>,
+}
+
+/// The owner shared a task with a user, changed their role, or removed the share
+/// (`role: None`). Carries the whole task after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSharedEvent {
+    pub event_id: String,
+    pub event_timestamp: EpochMillis,
+    pub user_id: String,
+    pub task_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Priority,
+    pub due_date: Option<EpochMillis>,
+    pub category_id: Option<String>,
+    pub tags: Vec<String>,
+    pub version: i64,
+    pub status: TaskStatus,
+    pub recurrence: Option<Recurrence>,
+    pub reminders: Vec<Reminder>,
+    pub series_id: Option<String>,
+    pub occurrence_index: Option<i64>,
+    pub created_at: Option<EpochMillis>,
+    pub completed_at: Option<EpochMillis>,
+    pub collaborators: Vec<Collaborator>,
+    pub assignee_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// The user whose share changed.
+    pub shared_with_user_id: String,
+    /// Their role after the change.
+    pub role: ShareRole,
+}
+
+/// A task got an assignee, another one, or none (`assignee_id`). Carries the whole task after
+/// the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskAssignedEvent {
+    pub event_id: String,
+    pub event_timestamp: EpochMillis,
+    pub user_id: String,
+    pub task_id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: Priority,
+    pub due_date: Option<EpochMillis>,
+    pub category_id: Option<String>,
+    pub tags: Vec<String>,
+    pub version: i64,
+    pub status: TaskStatus,
+    pub recurrence: Option<Recurrence>,
+    pub reminders: Vec<Reminder>,
+    pub series_id: Option<String>,
+    pub occurrence_index: Option<i64>,
+    pub created_at: Option<EpochMillis>,
+    pub completed_at: Option<EpochMillis>,
+    pub collaborators: Vec<Collaborator>,
+    pub assignee_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub previous_assignee_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +438,20 @@ event!(
     user = |e| Some(&e.user_id)
 );
 event!(
+    TaskSharedEvent,
+    TaskShared,
+    TaskShared,
+    key = |e| &e.task_id,
+    user = |e| Some(&e.user_id)
+);
+event!(
+    TaskAssignedEvent,
+    TaskAssigned,
+    TaskAssigned,
+    key = |e| &e.task_id,
+    user = |e| Some(&e.user_id)
+);
+event!(
     UserRegisteredEvent,
     UserRegistered,
     UserRegistered,
@@ -372,6 +501,8 @@ pub enum AnyEvent {
     NotificationSent(NotificationSentEvent),
     ReminderTriggered(ReminderTriggeredEvent),
     UserUpdated(UserUpdatedEvent),
+    TaskShared(TaskSharedEvent),
+    TaskAssigned(TaskAssignedEvent),
 }
 
 /// Call `$body` with `$e` bound to the inner event, whatever its type.
@@ -387,6 +518,8 @@ macro_rules! with_event {
             AnyEvent::NotificationSent($e) => $body,
             AnyEvent::ReminderTriggered($e) => $body,
             AnyEvent::UserUpdated($e) => $body,
+            AnyEvent::TaskShared($e) => $body,
+            AnyEvent::TaskAssigned($e) => $body,
         }
     };
 }
@@ -422,6 +555,8 @@ impl AnyEvent {
             AnyEvent::TaskUpdated(e) => Some(&e.task_id),
             AnyEvent::TaskCompleted(e) => Some(&e.task_id),
             AnyEvent::TaskDeleted(e) => Some(&e.task_id),
+            AnyEvent::TaskShared(e) => Some(&e.task_id),
+            AnyEvent::TaskAssigned(e) => Some(&e.task_id),
             AnyEvent::ReminderTriggered(e) => Some(&e.task_id),
             AnyEvent::NotificationSent(e) => e.task_id.as_deref(),
             AnyEvent::UserRegistered(_)
@@ -437,6 +572,8 @@ impl AnyEvent {
             AnyEvent::TaskUpdated(e) => Some(e.version),
             AnyEvent::TaskCompleted(e) => Some(e.version),
             AnyEvent::TaskDeleted(e) => Some(e.version),
+            AnyEvent::TaskShared(e) => Some(e.version),
+            AnyEvent::TaskAssigned(e) => Some(e.version),
             AnyEvent::ReminderTriggered(e) => Some(e.task_version),
             _ => None,
         }
@@ -455,6 +592,8 @@ impl AnyEvent {
             Topic::NotificationSent => AnyEvent::NotificationSent(serde_json::from_str(json)?),
             Topic::ReminderTriggered => AnyEvent::ReminderTriggered(serde_json::from_str(json)?),
             Topic::UserUpdated => AnyEvent::UserUpdated(serde_json::from_str(json)?),
+            Topic::TaskShared => AnyEvent::TaskShared(serde_json::from_str(json)?),
+            Topic::TaskAssigned => AnyEvent::TaskAssigned(serde_json::from_str(json)?),
         })
     }
 

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::model::{DeliveryStatus, NotificationChannel, Priority, RecurrenceMode, TaskStatus};
+use crate::model::{
+    DeliveryStatus, NotificationChannel, Priority, RecurrenceMode, ShareRole, TaskStatus,
+};
 
 /// A name that is none of an enum's: says what was given and what exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +85,14 @@ client_names!(RecurrenceMode, "mode", "fixed or after_completion", {
 client_names!(DeliveryStatus, "status", "delivered or failed", {
     Delivered => "delivered",
     Failed => "failed",
+});
+
+// `none` is read so that a client can say it; only task.shared uses it (a removed share), and
+// the share routes refuse it with the same message.
+client_names!(ShareRole, "role", "viewer or editor", {
+    Viewer => "viewer",
+    Editor => "editor",
+    None => "none",
 });
 
 impl Priority {

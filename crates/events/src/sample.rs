@@ -57,6 +57,9 @@ pub fn task_created(user_id: &str) -> TaskCreatedEvent {
         series_id: Some(id()),
         occurrence_index: Some(0),
         created_at: Some(now),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -82,6 +85,9 @@ pub fn task_updated(user_id: &str) -> TaskUpdatedEvent {
         created_at: c.created_at,
         changed_fields: vec!["title".into(), "priority".into()],
         completed_at: None,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -106,6 +112,9 @@ pub fn task_completed(user_id: &str) -> TaskCompletedEvent {
         series_id: c.series_id,
         occurrence_index: c.occurrence_index,
         created_at: c.created_at,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -117,6 +126,81 @@ pub fn task_deleted(user_id: &str) -> TaskDeletedEvent {
         task_id: id(),
         version: 4,
         series_id: Some(id()),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
+    }
+}
+
+/// `user_id`'s task shared with a new editor, beside a viewer already there; assigned to the
+/// viewer.
+pub fn task_shared(user_id: &str) -> TaskSharedEvent {
+    let u = task_updated(user_id);
+    let editor = id();
+    TaskSharedEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: u.user_id,
+        task_id: u.task_id,
+        title: u.title,
+        description: u.description,
+        priority: u.priority,
+        due_date: u.due_date,
+        category_id: u.category_id,
+        tags: u.tags,
+        version: u.version + 1,
+        status: u.status,
+        recurrence: u.recurrence,
+        reminders: u.reminders,
+        series_id: u.series_id,
+        occurrence_index: u.occurrence_index,
+        created_at: u.created_at,
+        completed_at: u.completed_at,
+        collaborators: vec![
+            Collaborator {
+                user_id: id(),
+                role: ShareRole::Viewer,
+            },
+            Collaborator {
+                user_id: editor.clone(),
+                role: ShareRole::Editor,
+            },
+        ],
+        assignee_id: None,
+        actor_id: None,
+        shared_with_user_id: editor,
+        role: ShareRole::Editor,
+    }
+}
+
+/// The task of [`task_shared`] assigned to its viewer by the editor.
+pub fn task_assigned(user_id: &str) -> TaskAssignedEvent {
+    let s = task_shared(user_id);
+    let viewer = s.collaborators[0].user_id.clone();
+    let editor = s.collaborators[1].user_id.clone();
+    TaskAssignedEvent {
+        event_id: id(),
+        event_timestamp: now_millis(),
+        user_id: s.user_id,
+        task_id: s.task_id,
+        title: s.title,
+        description: s.description,
+        priority: s.priority,
+        due_date: s.due_date,
+        category_id: s.category_id,
+        tags: s.tags,
+        version: s.version + 1,
+        status: s.status,
+        recurrence: s.recurrence,
+        reminders: s.reminders,
+        series_id: s.series_id,
+        occurrence_index: s.occurrence_index,
+        created_at: s.created_at,
+        completed_at: s.completed_at,
+        collaborators: s.collaborators,
+        assignee_id: Some(viewer),
+        actor_id: Some(editor),
+        previous_assignee_id: Some(id()),
     }
 }
 
@@ -205,5 +289,7 @@ pub fn one_of_each(user_id: &str) -> Vec<AnyEvent> {
         notification_sent(user_id).into_any(),
         reminder_triggered(user_id).into_any(),
         user_updated(user_id).into_any(),
+        task_shared(user_id).into_any(),
+        task_assigned(user_id).into_any(),
     ]
 }

@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::model::{
-    AnyEvent, EpochMillis, Priority, Recurrence, Reminder, TaskCompletedEvent, TaskCreatedEvent,
-    TaskDeletedEvent, TaskStatus, TaskUpdatedEvent,
+    AnyEvent, Collaborator, EpochMillis, Priority, Recurrence, Reminder, ShareRole,
+    TaskAssignedEvent, TaskCompletedEvent, TaskCreatedEvent, TaskDeletedEvent, TaskSharedEvent,
+    TaskStatus, TaskUpdatedEvent,
 };
 use crate::time::rfc3339;
 
-/// What the caller may do with a task. Every task has one owner; until tasks can be shared,
-/// every reader is its owner.
+/// What the caller may do with a task: its owner everything; an editor reads, updates,
+/// completes, reopens and assigns it to themself; a viewer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Owner,
@@ -31,6 +32,11 @@ impl Role {
             Role::Editor => "editor",
             Role::Viewer => "viewer",
         }
+    }
+
+    /// May this role change the task's fields, complete and reopen it?
+    pub const fn may_edit(self) -> bool {
+        matches!(self, Role::Owner | Role::Editor)
     }
 }
 
@@ -56,94 +62,109 @@ pub struct TaskState {
     /// When this version was made: the event's timestamp.
     pub updated_at: EpochMillis,
     pub completed_at: Option<EpochMillis>,
+    /// Who the task is shared with besides its owner.
+    pub collaborators: Vec<Collaborator>,
+    pub assignee_id: Option<String>,
 }
 
 impl TaskState {
-    /// The task state a task event carries: created, updated and completed carry the whole
-    /// task; deletion carries none (see [`TaskDeletedEvent`]), nor do events of other kinds.
+    /// The task state a task event carries: every task event carries the whole task except
+    /// deletion (see [`TaskDeletedEvent`]); events of other kinds carry none.
     pub fn from_event(event: &AnyEvent) -> Option<Self> {
         match event {
             AnyEvent::TaskCreated(e) => Some(Self::from(e)),
             AnyEvent::TaskUpdated(e) => Some(Self::from(e)),
             AnyEvent::TaskCompleted(e) => Some(Self::from(e)),
+            AnyEvent::TaskShared(e) => Some(Self::from(e)),
+            AnyEvent::TaskAssigned(e) => Some(Self::from(e)),
             _ => None,
         }
     }
-}
 
-impl From<&TaskCreatedEvent> for TaskState {
-    fn from(e: &TaskCreatedEvent) -> Self {
-        let created_at = e.created_at.unwrap_or(e.event_timestamp);
-        Self {
-            id: e.task_id.clone(),
-            owner_id: e.user_id.clone(),
-            title: e.title.clone(),
-            description: e.description.clone(),
-            priority: e.priority,
-            status: e.status,
-            due_date: e.due_date,
-            category_id: e.category_id.clone(),
-            tags: e.tags.clone(),
-            recurrence: e.recurrence.clone(),
-            reminders: e.reminders.clone(),
-            series_id: e.series_id.clone(),
-            occurrence_index: e.occurrence_index,
-            version: e.version,
-            created_at,
-            updated_at: e.event_timestamp.max(created_at),
-            // A producer may announce a task that is already done.
-            completed_at: (e.status == TaskStatus::Completed).then_some(e.event_timestamp),
-        }
+    /// What `user` may do with the task, or `None`: they may not see it.
+    pub fn role_of(&self, user: &str) -> Option<Role> {
+        role_in(&self.owner_id, &self.collaborators, user)
     }
 }
 
-impl From<&TaskUpdatedEvent> for TaskState {
-    fn from(e: &TaskUpdatedEvent) -> Self {
-        Self {
-            id: e.task_id.clone(),
-            owner_id: e.user_id.clone(),
-            title: e.title.clone(),
-            description: e.description.clone(),
-            priority: e.priority,
-            status: e.status,
-            due_date: e.due_date,
-            category_id: e.category_id.clone(),
-            tags: e.tags.clone(),
-            recurrence: e.recurrence.clone(),
-            reminders: e.reminders.clone(),
-            series_id: e.series_id.clone(),
-            occurrence_index: e.occurrence_index,
-            version: e.version,
-            created_at: e.created_at.unwrap_or(e.event_timestamp),
-            updated_at: e.event_timestamp,
-            completed_at: e.completed_at,
-        }
+/// What `user` may do with a task of `owner` shared with `collaborators`.
+pub fn role_in(owner: &str, collaborators: &[Collaborator], user: &str) -> Option<Role> {
+    if user == owner {
+        return Some(Role::Owner);
     }
+    collaborators
+        .iter()
+        .find(|c| c.user_id == user)
+        .and_then(|c| match c.role {
+            ShareRole::Editor => Some(Role::Editor),
+            ShareRole::Viewer => Some(Role::Viewer),
+            ShareRole::None => None,
+        })
 }
 
-impl From<&TaskCompletedEvent> for TaskState {
-    fn from(e: &TaskCompletedEvent) -> Self {
-        Self {
-            id: e.task_id.clone(),
-            owner_id: e.user_id.clone(),
-            title: e.title.clone(),
-            description: e.description.clone(),
-            priority: e.priority,
-            status: TaskStatus::Completed,
-            due_date: e.due_date,
-            category_id: e.category_id.clone(),
-            tags: e.tags.clone(),
-            recurrence: e.recurrence.clone(),
-            reminders: e.reminders.clone(),
-            series_id: e.series_id.clone(),
-            occurrence_index: e.occurrence_index,
-            version: e.version,
-            created_at: e.created_at.unwrap_or(e.event_timestamp),
-            updated_at: e.event_timestamp,
-            completed_at: Some(e.completed_at),
+/// The fields every event carrying the whole task shares, field for field; `$status` and
+/// `$completed_at` differ by event (completion says both, creation only a status).
+macro_rules! task_state_from {
+    ($ty:ty, |$e:ident| status: $status:expr, created_at: $created:expr, updated_at: $updated:expr, completed_at: $completed:expr) => {
+        impl From<&$ty> for TaskState {
+            fn from($e: &$ty) -> Self {
+                Self {
+                    id: $e.task_id.clone(),
+                    owner_id: $e.user_id.clone(),
+                    title: $e.title.clone(),
+                    description: $e.description.clone(),
+                    priority: $e.priority,
+                    status: $status,
+                    due_date: $e.due_date,
+                    category_id: $e.category_id.clone(),
+                    tags: $e.tags.clone(),
+                    recurrence: $e.recurrence.clone(),
+                    reminders: $e.reminders.clone(),
+                    series_id: $e.series_id.clone(),
+                    occurrence_index: $e.occurrence_index,
+                    version: $e.version,
+                    created_at: $created,
+                    updated_at: $updated,
+                    completed_at: $completed,
+                    collaborators: $e.collaborators.clone(),
+                    assignee_id: $e.assignee_id.clone(),
+                }
+            }
         }
-    }
+    };
 }
+
+task_state_from!(TaskCreatedEvent, |e|
+    status: e.status,
+    created_at: e.created_at.unwrap_or(e.event_timestamp),
+    updated_at: e.event_timestamp.max(e.created_at.unwrap_or(e.event_timestamp)),
+    // A producer may announce a task that is already done.
+    completed_at: (e.status == TaskStatus::Completed).then_some(e.event_timestamp)
+);
+task_state_from!(TaskUpdatedEvent, |e|
+    status: e.status,
+    created_at: e.created_at.unwrap_or(e.event_timestamp),
+    updated_at: e.event_timestamp,
+    completed_at: e.completed_at
+);
+task_state_from!(TaskCompletedEvent, |e|
+    status: TaskStatus::Completed,
+    created_at: e.created_at.unwrap_or(e.event_timestamp),
+    updated_at: e.event_timestamp,
+    completed_at: Some(e.completed_at)
+);
+task_state_from!(TaskSharedEvent, |e|
+    status: e.status,
+    created_at: e.created_at.unwrap_or(e.event_timestamp),
+    updated_at: e.event_timestamp,
+    completed_at: e.completed_at
+);
+task_state_from!(TaskAssignedEvent, |e|
+    status: e.status,
+    created_at: e.created_at.unwrap_or(e.event_timestamp),
+    updated_at: e.event_timestamp,
+    completed_at: e.completed_at
+);
 
 /// How a task repeats, as clients read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -225,6 +246,8 @@ pub struct TaskView {
     pub owner_id: String,
     /// The user the task is assigned to, or null.
     pub assignee_id: Option<String>,
+    /// Who the task is shared with besides its owner.
+    pub collaborators: Vec<CollaboratorView>,
     /// The reader's role: `owner`, `editor` or `viewer`.
     pub role: String,
 }
@@ -250,8 +273,30 @@ impl TaskView {
             updated_at: rfc3339(task.updated_at),
             completed_at: task.completed_at.map(rfc3339),
             owner_id: task.owner_id.clone(),
-            assignee_id: None,
+            assignee_id: task.assignee_id.clone(),
+            collaborators: task
+                .collaborators
+                .iter()
+                .map(CollaboratorView::from)
+                .collect(),
             role: role.as_str().to_owned(),
+        }
+    }
+}
+
+/// A user a task is shared with, as clients read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CollaboratorView {
+    pub user_id: String,
+    /// `viewer` or `editor`.
+    pub role: String,
+}
+
+impl From<&Collaborator> for CollaboratorView {
+    fn from(c: &Collaborator) -> Self {
+        Self {
+            user_id: c.user_id.clone(),
+            role: c.role.as_str().to_owned(),
         }
     }
 }

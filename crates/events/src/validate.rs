@@ -93,6 +93,27 @@ fn reminders(values: &[Reminder]) -> Result<(), InvalidEvent> {
     Ok(())
 }
 
+/// Who may see the task after the event: collaborators are users with a real role (NONE only
+/// names a removed share on task.shared), none of them twice and none the owner.
+fn sharing(
+    owner: &str,
+    collaborators: &[Collaborator],
+    assignee: Option<&str>,
+    actor: Option<&str>,
+) -> Result<(), InvalidEvent> {
+    for (i, c) in collaborators.iter().enumerate() {
+        uuid("collaborators.userId", &c.user_id)?;
+        if c.role == ShareRole::None {
+            return fail("collaborators.role", "NONE is not a collaborator's role");
+        }
+        if c.user_id == owner || collaborators[..i].iter().any(|o| o.user_id == c.user_id) {
+            return fail("collaborators.userId", "the owner or a repeated user");
+        }
+    }
+    opt_uuid("assigneeId", assignee)?;
+    opt_uuid("actorId", actor)
+}
+
 /// Validation of one event type.
 pub trait Validate {
     fn validate(&self) -> Result<(), InvalidEvent>;
@@ -108,7 +129,13 @@ impl Validate for TaskCreatedEvent {
         version("version", self.version, 1)?;
         recurrence(self.recurrence.as_ref())?;
         reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
     }
 }
 
@@ -122,7 +149,13 @@ impl Validate for TaskUpdatedEvent {
         version("version", self.version, 1)?;
         recurrence(self.recurrence.as_ref())?;
         reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
     }
 }
 
@@ -139,7 +172,13 @@ impl Validate for TaskCompletedEvent {
         version("version", self.version, 0)?;
         recurrence(self.recurrence.as_ref())?;
         reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
     }
 }
 
@@ -149,7 +188,56 @@ impl Validate for TaskDeletedEvent {
         uuid("userId", &self.user_id)?;
         uuid("taskId", &self.task_id)?;
         version("version", self.version, 1)?;
-        opt_uuid("seriesId", self.series_id.as_deref())
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
+    }
+}
+
+impl Validate for TaskSharedEvent {
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        header(&self.event_id, self.event_timestamp)?;
+        uuid("userId", &self.user_id)?;
+        uuid("taskId", &self.task_id)?;
+        title(&self.title)?;
+        version("version", self.version, 2)?;
+        recurrence(self.recurrence.as_ref())?;
+        reminders(&self.reminders)?;
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        uuid("sharedWithUserId", &self.shared_with_user_id)?;
+        if self.shared_with_user_id == self.user_id {
+            return fail("sharedWithUserId", "the owner");
+        }
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
+    }
+}
+
+impl Validate for TaskAssignedEvent {
+    fn validate(&self) -> Result<(), InvalidEvent> {
+        header(&self.event_id, self.event_timestamp)?;
+        uuid("userId", &self.user_id)?;
+        uuid("taskId", &self.task_id)?;
+        title(&self.title)?;
+        version("version", self.version, 2)?;
+        recurrence(self.recurrence.as_ref())?;
+        reminders(&self.reminders)?;
+        opt_uuid("seriesId", self.series_id.as_deref())?;
+        opt_uuid("previousAssigneeId", self.previous_assignee_id.as_deref())?;
+        sharing(
+            &self.user_id,
+            &self.collaborators,
+            self.assignee_id.as_deref(),
+            self.actor_id.as_deref(),
+        )
     }
 }
 

@@ -604,6 +604,9 @@ fn task(user_id: &str, title: &str, remind_at: i64) -> TaskCreatedEvent {
         series_id: None,
         occurrence_index: None,
         created_at: Some(now),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use events::{
-    AnyEvent, EpochMillis, Priority, Recurrence, Reminder, TaskCreatedEvent, TaskState, TaskStatus,
-    ids,
+    AnyEvent, Collaborator, EpochMillis, Priority, Recurrence, Reminder, TaskCreatedEvent,
+    TaskState, TaskStatus, ids,
 };
 use recurrence::{RecurrenceRule, RuleError};
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,12 @@ pub struct Template {
     pub category_id: Option<String>,
     pub tags: Vec<String>,
     pub reminders: Vec<Reminder>,
+    /// Who the series is shared with: each occurrence keeps them. (Absent in templates stored
+    /// before sharing existed.)
+    #[serde(default)]
+    pub collaborators: Vec<Collaborator>,
+    #[serde(default)]
+    pub assignee_id: Option<String>,
 }
 
 impl Template {
@@ -93,6 +99,8 @@ impl Template {
             category_id: None,
             tags: Vec::new(),
             reminders: Vec::new(),
+            collaborators: Vec::new(),
+            assignee_id: None,
         }
     }
 }
@@ -174,6 +182,8 @@ impl Template {
             category_id: task.category_id.clone(),
             tags: task.tags.clone(),
             reminders: task.reminders.clone(),
+            collaborators: task.collaborators.clone(),
+            assignee_id: task.assignee_id.clone(),
         }
     }
 }
@@ -292,6 +302,9 @@ pub fn next_occurrence_event(
         series_id: Some(completed.series_id.clone()),
         occurrence_index: Some(i64::from(index)),
         created_at: Some(now),
+        collaborators: t.collaborators.clone(),
+        assignee_id: t.assignee_id.clone(),
+        actor_id: None,
     }
 }
 
@@ -355,6 +368,11 @@ mod tests {
                         channel: NotificationChannel::InApp,
                     },
                 ],
+                collaborators: vec![Collaborator {
+                    user_id: "5d1c1b8e-1a2b-4c3d-8e9f-0a1b2c3d4e5f".into(),
+                    role: events::ShareRole::Editor,
+                }],
+                assignee_id: Some("5d1c1b8e-1a2b-4c3d-8e9f-0a1b2c3d4e5f".into()),
             },
         }
     }
@@ -379,6 +397,9 @@ mod tests {
         assert_eq!(a.status, TaskStatus::Open);
         assert_eq!(a.title, "Water the plants");
         assert_eq!(a.due_date, Some(T0 + 4_000_000));
+        // The series' sharing carries over.
+        assert_eq!(a.collaborators, c.template.collaborators);
+        assert_eq!(a.assignee_id, c.template.assignee_id);
         events::Validate::validate(&a).unwrap_or_else(|e| panic!("{e}"));
     }
 

@@ -35,9 +35,9 @@ impl EventRouter {
 
 impl EventHandler for EventRouter {
     async fn handle(&self, received: &Received) -> Result<(), HandleError> {
-        if let Some(rendered) = messages::render(&received.event) {
+        for rendered in messages::render(&received.event) {
             let queued = self.hub.publish(&rendered);
-            tracing::trace!(event_id = received.event.event_id(), queued, "event routed");
+            tracing::trace!(event_id = received.event.event_id(), user = %rendered.user_id, queued, "event routed");
         }
         Ok(())
     }

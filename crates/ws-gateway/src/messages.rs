@@ -7,13 +7,21 @@
 //!
 //! | type | data |
 //! |---|---|
-//! | `task_created`, `task_updated`, `task_completed` | the task, exactly as the REST API returns this version ([`events::TaskView`]) |
+//! | `task_created`, `task_updated`, `task_completed`, `task_shared`, `task_assigned` | the task, exactly as the REST API returns this version to this reader ([`events::TaskView`], `role` theirs) |
 //! | `task_deleted` | `{"id", "version", "series_id", "owner_id"}` |
+//! | `task_shared` to the user whose share was removed | `{"id", "version", "series_id", "owner_id"}`, as for a deletion: the task is gone for them |
 //! | `reminder_triggered` | `{"reminder_id", "task_id", "task_version", "task_title", "due_at", "remind_at", "fired_at", "channel", "late"}` |
 //! | `notification_sent` | `{"notification_id", "reminder_id", "task_id", "channel", "status", "attempts", "sent_at", "error"}` |
 //!
-//! task_updated also names what changed, beside `data`: `"changed_fields": ["title", …]`.
-//! Absent optional values are `null`.
+//! Beside `data`, task_updated names what changed (`"changed_fields": ["title", …]`),
+//! task_shared whose share changed (`"share": {"user_id", "role"}`, role `viewer`, `editor` or
+//! `none`), task_assigned the assignee before (`"previous_assignee_id"`). Absent optional values
+//! are `null`.
+//!
+//! Who receives a task message: the task's owner and every collaborator the event names (the
+//! event carries them), each with their own role in `data`; on task_shared also the user whose
+//! share it changed, so that a removed collaborator hears it once and then nothing more.
+//! Reminders and notifications go to the user they name.
 //!
 //! Control messages: `{"type":"ready","cursor","replayed"}` ends the opening of every
 //! connection (after any replay) and gives a fresh client its first cursor;
@@ -22,7 +30,7 @@
 
 use bytestring::ByteString;
 use events::time::rfc3339;
-use events::{AnyEvent, DeletedTaskView, Role, TaskState, TaskView};
+use events::{AnyEvent, DeletedTaskView, ShareRole, TaskState, TaskView};
 use serde::Serialize;
 
 use crate::cursor::Cursor;
@@ -44,16 +52,20 @@ pub enum MessageKind {
     TaskUpdated,
     TaskCompleted,
     TaskDeleted,
+    TaskShared,
+    TaskAssigned,
     ReminderTriggered,
     NotificationSent,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::TaskCreated,
         MessageKind::TaskUpdated,
         MessageKind::TaskCompleted,
         MessageKind::TaskDeleted,
+        MessageKind::TaskShared,
+        MessageKind::TaskAssigned,
         MessageKind::ReminderTriggered,
         MessageKind::NotificationSent,
     ];
@@ -64,18 +76,21 @@ impl MessageKind {
             MessageKind::TaskUpdated => "task_updated",
             MessageKind::TaskCompleted => "task_completed",
             MessageKind::TaskDeleted => "task_deleted",
+            MessageKind::TaskShared => "task_shared",
+            MessageKind::TaskAssigned => "task_assigned",
             MessageKind::ReminderTriggered => "reminder_triggered",
             MessageKind::NotificationSent => "notification_sent",
         }
     }
 }
 
-/// An event rendered for its user, still without the cursor (which the hub assigns).
+/// An event rendered for one of its readers, still without the cursor (which the hub assigns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedEvent {
     pub kind: MessageKind,
     pub user_id: String,
-    /// The event's id: the hub forwards each id once, however often Kafka redelivers it.
+    /// The event's id: the hub forwards each id once per reader, however often Kafka
+    /// redelivers it.
     pub event_id: String,
     /// Epoch ms at which the event happened (for the delivery latency).
     pub event_time: i64,
@@ -129,44 +144,85 @@ struct NotificationReport<'a> {
     error: Option<&'a str>,
 }
 
-/// The `data` of an event's message as JSON text; `None` for events the gateway does not
-/// forward.
-fn data_of(event: &AnyEvent) -> Option<(MessageKind, serde_json::Result<String>)> {
-    let task = |state: TaskState| serde_json::to_string(&TaskView::new(&state, Role::Owner));
+/// A reader of a message and the `data` they get, as JSON text.
+type Reader = (String, serde_json::Result<String>);
+
+/// The readers of an event's message and the `data` each one gets; `None` for events the
+/// gateway does not forward.
+fn readers_of(event: &AnyEvent) -> Option<(MessageKind, Vec<Reader>)> {
+    // The task as each of its readers sees it: the owner and every collaborator.
+    let task = |state: TaskState| -> Vec<Reader> {
+        let mut readers = Vec::with_capacity(1 + state.collaborators.len());
+        readers.push(state.owner_id.clone());
+        readers.extend(state.collaborators.iter().map(|c| c.user_id.clone()));
+        readers
+            .into_iter()
+            .filter_map(|user| {
+                let role = state.role_of(&user)?;
+                Some((user, serde_json::to_string(&TaskView::new(&state, role))))
+            })
+            .collect()
+    };
+    let one = |user: &str, data: serde_json::Result<String>| vec![(user.to_owned(), data)];
     Some(match event {
         AnyEvent::TaskCreated(e) => (MessageKind::TaskCreated, task(TaskState::from(e))),
         AnyEvent::TaskUpdated(e) => (MessageKind::TaskUpdated, task(TaskState::from(e))),
         AnyEvent::TaskCompleted(e) => (MessageKind::TaskCompleted, task(TaskState::from(e))),
-        AnyEvent::TaskDeleted(e) => (
-            MessageKind::TaskDeleted,
-            serde_json::to_string(&DeletedTaskView::from(e)),
-        ),
+        AnyEvent::TaskAssigned(e) => (MessageKind::TaskAssigned, task(TaskState::from(e))),
+        AnyEvent::TaskShared(e) => {
+            let mut readers = task(TaskState::from(e));
+            if e.role == ShareRole::None {
+                // The removed collaborator hears that the task is gone for them, and no more.
+                let gone = DeletedTaskView {
+                    id: e.task_id.clone(),
+                    version: e.version,
+                    series_id: e.series_id.clone(),
+                    owner_id: e.user_id.clone(),
+                };
+                readers.push((e.shared_with_user_id.clone(), serde_json::to_string(&gone)));
+            }
+            (MessageKind::TaskShared, readers)
+        }
+        AnyEvent::TaskDeleted(e) => {
+            let data = serde_json::to_string(&DeletedTaskView::from(e)).ok()?;
+            let readers = std::iter::once(&e.user_id)
+                .chain(e.collaborators.iter().map(|c| &c.user_id))
+                .map(|user| (user.clone(), Ok(data.clone())))
+                .collect();
+            (MessageKind::TaskDeleted, readers)
+        }
         AnyEvent::ReminderTriggered(e) => (
             MessageKind::ReminderTriggered,
-            serde_json::to_string(&ReminderFired {
-                reminder_id: &e.reminder_id,
-                task_id: &e.task_id,
-                task_version: e.task_version,
-                task_title: &e.task_title,
-                due_at: opt_time(e.due_date),
-                remind_at: rfc3339(e.remind_at),
-                fired_at: rfc3339(e.fired_at),
-                channel: e.channel.as_str(),
-                late: e.late,
-            }),
+            one(
+                &e.user_id,
+                serde_json::to_string(&ReminderFired {
+                    reminder_id: &e.reminder_id,
+                    task_id: &e.task_id,
+                    task_version: e.task_version,
+                    task_title: &e.task_title,
+                    due_at: opt_time(e.due_date),
+                    remind_at: rfc3339(e.remind_at),
+                    fired_at: rfc3339(e.fired_at),
+                    channel: e.channel.as_str(),
+                    late: e.late,
+                }),
+            ),
         ),
         AnyEvent::NotificationSent(e) => (
             MessageKind::NotificationSent,
-            serde_json::to_string(&NotificationReport {
-                notification_id: &e.notification_id,
-                reminder_id: e.reminder_id.as_deref(),
-                task_id: e.task_id.as_deref(),
-                channel: e.channel.as_str(),
-                status: e.status.as_str(),
-                attempts: e.attempts,
-                sent_at: rfc3339(e.sent_at),
-                error: e.error.as_deref(),
-            }),
+            one(
+                &e.user_id,
+                serde_json::to_string(&NotificationReport {
+                    notification_id: &e.notification_id,
+                    reminder_id: e.reminder_id.as_deref(),
+                    task_id: e.task_id.as_deref(),
+                    channel: e.channel.as_str(),
+                    status: e.status.as_str(),
+                    attempts: e.attempts,
+                    sent_at: rfc3339(e.sent_at),
+                    error: e.error.as_deref(),
+                }),
+            ),
         ),
         AnyEvent::UserRegistered(_) | AnyEvent::UserAuthenticated(_) | AnyEvent::UserUpdated(_) => {
             return None;
@@ -174,34 +230,53 @@ fn data_of(event: &AnyEvent) -> Option<(MessageKind, serde_json::Result<String>)
     })
 }
 
-/// Render an event for its user; `None` for events the gateway does not forward.
-pub fn render(event: &AnyEvent) -> Option<RenderedEvent> {
-    let (kind, data) = data_of(event)?;
-    // Serialising plain structs of strings and numbers cannot fail.
-    let data = data.ok()?;
-    let event_id = serde_json::to_string(event.event_id()).ok()?;
-    // What changed is about the event, not the task: beside `data`, which stays the task.
-    let changed_fields = match event {
+/// What an event says beside `data`, as `,"name":value` JSON text.
+fn beside_data(event: &AnyEvent) -> serde_json::Result<String> {
+    Ok(match event {
         AnyEvent::TaskUpdated(e) => format!(
             r#","changed_fields":{}"#,
-            serde_json::to_string(&e.changed_fields).ok()?
+            serde_json::to_string(&e.changed_fields)?
+        ),
+        AnyEvent::TaskShared(e) => format!(
+            r#","share":{}"#,
+            serde_json::json!({"user_id": e.shared_with_user_id, "role": e.role.as_str()})
+        ),
+        AnyEvent::TaskAssigned(e) => format!(
+            r#","previous_assignee_id":{}"#,
+            serde_json::to_string(&e.previous_assignee_id)?
         ),
         _ => String::new(),
-    };
-    Some(RenderedEvent {
-        kind,
-        user_id: event.user_id()?.to_owned(),
-        event_id: event.event_id().to_owned(),
-        event_time: event.event_timestamp(),
-        head: format!(
-            r#"{{"type":"{}","event_id":{event_id},"cursor":""#,
-            kind.name()
-        ),
-        tail: format!(
-            r#"","occurred_at":"{}"{changed_fields},"data":{data}}}"#,
-            rfc3339(event.event_timestamp())
-        ),
     })
+}
+
+/// Render an event for each of its readers; empty for events the gateway does not forward.
+pub fn render(event: &AnyEvent) -> Vec<RenderedEvent> {
+    let Some((kind, readers)) = readers_of(event) else {
+        return Vec::new();
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    let (Ok(event_id), Ok(beside)) = (serde_json::to_string(event.event_id()), beside_data(event))
+    else {
+        return Vec::new();
+    };
+    let occurred_at = rfc3339(event.event_timestamp());
+    readers
+        .into_iter()
+        .filter_map(|(user_id, data)| {
+            let data = data.ok()?;
+            Some(RenderedEvent {
+                kind,
+                user_id,
+                event_id: event.event_id().to_owned(),
+                event_time: event.event_timestamp(),
+                head: format!(
+                    r#"{{"type":"{}","event_id":{event_id},"cursor":""#,
+                    kind.name()
+                ),
+                tail: format!(r#"","occurred_at":"{occurred_at}"{beside},"data":{data}}}"#),
+            })
+        })
+        .collect()
 }
 
 /// `{"type":"ready",…}`: the end of a connection's opening.
@@ -228,8 +303,26 @@ mod tests {
             instance: InstanceId::new(7),
             seq: 3,
         };
-        let rendered = render(&event).expect("forwarded");
-        serde_json::from_str(&rendered.frame(cursor)).expect("valid JSON")
+        let mut rendered = render(&event);
+        assert_eq!(rendered.len(), 1, "one reader");
+        serde_json::from_str(&rendered.remove(0).frame(cursor)).expect("valid JSON")
+    }
+
+    /// Every reader's message, by reader.
+    fn frames(event: AnyEvent) -> std::collections::BTreeMap<String, Value> {
+        let cursor = Cursor {
+            instance: InstanceId::new(7),
+            seq: 3,
+        };
+        render(&event)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.user_id.clone(),
+                    serde_json::from_str(&r.frame(cursor)).unwrap(),
+                )
+            })
+            .collect()
     }
 
     #[test]
@@ -263,8 +356,10 @@ mod tests {
             sample::task_updated("u").into_any(),
             sample::task_completed("u").into_any(),
         ] {
-            let (_, data) = data_of(&event).unwrap();
-            let view = TaskView::new(&TaskState::from_event(&event).unwrap(), Role::Owner);
+            let (_, mut readers) = readers_of(&event).unwrap();
+            let (user, data) = readers.remove(0);
+            assert_eq!(user, "u");
+            let view = TaskView::new(&TaskState::from_event(&event).unwrap(), events::Role::Owner);
             assert_eq!(data.unwrap(), serde_json::to_string(&view).unwrap());
         }
     }
@@ -315,9 +410,81 @@ mod tests {
 
     #[test]
     fn user_events_are_not_forwarded() {
-        assert!(render(&sample::user_registered("u").into_any()).is_none());
-        assert!(render(&sample::user_updated("u").into_any()).is_none());
-        assert!(render(&sample::user_authenticated("u").into_any()).is_none());
+        assert!(render(&sample::user_registered("u").into_any()).is_empty());
+        assert!(render(&sample::user_updated("u").into_any()).is_empty());
+        assert!(render(&sample::user_authenticated("u").into_any()).is_empty());
+    }
+
+    #[test]
+    fn a_shared_task_reaches_its_owner_and_every_collaborator_each_with_their_role() {
+        let e = sample::task_shared("owner");
+        let (viewer, editor) = (&e.collaborators[0].user_id, &e.collaborators[1].user_id);
+        let by_user = frames(e.clone().into_any());
+        assert_eq!(by_user.len(), 3);
+        assert_eq!(by_user["owner"]["data"]["role"], "owner");
+        assert_eq!(by_user[viewer]["data"]["role"], "viewer");
+        assert_eq!(by_user[editor]["data"]["role"], "editor");
+        for v in by_user.values() {
+            assert_eq!(v["type"], "task_shared");
+            assert_eq!(v["share"]["user_id"], editor.as_str());
+            assert_eq!(v["share"]["role"], "editor");
+            assert_eq!(v["data"]["id"], e.task_id.as_str());
+            assert_eq!(v["data"]["collaborators"].as_array().unwrap().len(), 2);
+        }
+        // Any task event reaches the same readers.
+        let mut u = sample::task_updated("owner");
+        u.collaborators = e.collaborators.clone();
+        assert_eq!(frames(u.into_any()).len(), 3);
+    }
+
+    #[test]
+    fn a_removed_collaborator_hears_once_that_the_task_is_gone_for_them() {
+        let mut e = sample::task_shared("owner");
+        let removed = e.collaborators.pop().unwrap().user_id;
+        e.shared_with_user_id = removed.clone();
+        e.role = ShareRole::None;
+        let by_user = frames(e.clone().into_any());
+        assert_eq!(
+            by_user.len(),
+            3,
+            "owner, the viewer left, and the removed editor"
+        );
+        let gone = &by_user[&removed];
+        assert_eq!(gone["share"]["role"], "none");
+        assert_eq!(gone["data"]["id"], e.task_id.as_str());
+        assert!(
+            gone["data"].get("title").is_none(),
+            "nothing of the task itself"
+        );
+        // The next change of the task no longer reaches them.
+        let mut u = sample::task_updated("owner");
+        u.collaborators = e.collaborators.clone();
+        assert!(!frames(u.into_any()).contains_key(&removed));
+    }
+
+    #[test]
+    fn an_assignment_names_the_assignee_before() {
+        let e = sample::task_assigned("owner");
+        let by_user = frames(e.clone().into_any());
+        let v = &by_user["owner"];
+        assert_eq!(v["type"], "task_assigned");
+        assert_eq!(
+            v["data"]["assignee_id"],
+            e.assignee_id.clone().unwrap().as_str()
+        );
+        assert_eq!(
+            v["previous_assignee_id"],
+            e.previous_assignee_id.clone().unwrap().as_str()
+        );
+    }
+
+    #[test]
+    fn a_deletion_reaches_every_collaborator() {
+        let mut d = sample::task_deleted("owner");
+        d.collaborators = sample::task_shared("owner").collaborators;
+        let by_user = frames(d.into_any());
+        assert_eq!(by_user.len(), 3);
+        assert!(by_user.values().all(|v| v["type"] == "task_deleted"));
     }
 
     #[test]

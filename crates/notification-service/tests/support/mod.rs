@@ -431,6 +431,9 @@ pub fn task(
         series_id: None,
         occurrence_index: None,
         created_at: Some(now),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -460,6 +463,9 @@ pub fn updated(
         created_at: created.created_at,
         changed_fields: vec!["due_at".into(), "reminders".into()],
         completed_at: None,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -484,6 +490,9 @@ pub fn completed(created: &TaskCreatedEvent, version: i64) -> TaskCompletedEvent
         series_id: None,
         occurrence_index: None,
         created_at: created.created_at,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -495,6 +504,9 @@ pub fn deleted(created: &TaskCreatedEvent, version: i64) -> TaskDeletedEvent {
         task_id: created.task_id.clone(),
         version,
         series_id: None,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 

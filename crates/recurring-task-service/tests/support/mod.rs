@@ -480,6 +480,9 @@ pub fn first_of_series(
         series_id: Some(uuid::Uuid::new_v4().to_string()),
         occurrence_index: Some(0),
         created_at: Some(now),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -508,6 +511,9 @@ pub fn completion_of(
         series_id: task.series_id.clone(),
         occurrence_index: task.occurrence_index,
         created_at: task.created_at,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -533,6 +539,9 @@ pub fn update_of(task: &TaskCreatedEvent, version: i64, status: TaskStatus) -> T
         created_at: task.created_at,
         changed_fields: vec!["status".into()],
         completed_at: None,
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 
@@ -544,6 +553,9 @@ pub fn deletion_of(task: &TaskCreatedEvent, version: i64) -> TaskDeletedEvent {
         task_id: task.task_id.clone(),
         version,
         series_id: task.series_id.clone(),
+        collaborators: Vec::new(),
+        assignee_id: None,
+        actor_id: None,
     }
 }
 

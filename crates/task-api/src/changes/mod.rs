@@ -4,6 +4,7 @@
 
 pub mod categories;
 pub mod group_commit;
+pub mod shares;
 pub mod tasks;
 pub mod users;
 

@@ -1,7 +1,7 @@
 //! Task changes: create (with Idempotency-Key), edit, complete, reopen, delete. Each writes the
 //! task and its event in one transaction; versions make concurrent edits safe.
 
-use events::now_millis;
+use events::{Role, now_millis};
 use service_kit::db::{DbConnection, DbError};
 
 use super::group_commit::GroupCommit;
@@ -109,7 +109,7 @@ pub async fn create(writes: &GroupCommit, cmd: CreateTask) -> Result<Created, Ch
 }
 
 /// `If-Match`: `None` matches any version.
-fn check_version(task: &Task, if_match: Option<i64>) -> Result<(), ChangeError> {
+pub(super) fn check_version(task: &Task, if_match: Option<i64>) -> Result<(), ChangeError> {
     match if_match {
         Some(v) if v != task.version => Err(ChangeError::PreconditionFailed {
             current: task.version,
@@ -130,10 +130,45 @@ pub struct EditTask {
     pub traceparent: String,
 }
 
+/// Whom `role` (the caller, `caller`) may make the assignee of `task`: the owner anyone who may
+/// see the task, or nobody; a collaborator only themself, or nobody in their own place.
+fn check_assignee(
+    task: &Task,
+    role: Role,
+    caller: &str,
+    assignee: Option<&str>,
+) -> Result<(), ChangeError> {
+    let allowed = match role {
+        Role::Owner => {
+            return match assignee {
+                Some(user) if task.role_of(user).is_none() => Err(ChangeError::Invalid(invalid(
+                    "assignee_id",
+                    "is neither the task's owner nor one of its collaborators; share the task first",
+                ))),
+                _ => Ok(()),
+            };
+        }
+        Role::Editor | Role::Viewer => match assignee {
+            Some(user) => user == caller,
+            None => task.assignee_id.as_deref() == Some(caller),
+        },
+    };
+    // Forbidden reads as absent, as everywhere else a caller may not act.
+    if allowed {
+        Ok(())
+    } else {
+        Err(ChangeError::NotFound("task"))
+    }
+}
+
 fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, ChangeError>, DbError> {
-    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
+    let Some((task, role)) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
         return Ok(Err(ChangeError::NotFound("task")));
     };
+    // A viewer may only take the task (assignee_id); any other field is an editor's.
+    if cmd.request.touches_fields() && !role.may_edit() {
+        return Ok(Err(ChangeError::NotFound("task")));
+    }
     if let Err(e) = check_version(&task, cmd.if_match) {
         return Ok(Err(e));
     }
@@ -141,20 +176,43 @@ fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, Chang
         Ok(f) => f,
         Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
     };
+    // Categories are the owner's, whoever edits.
     if fields.category_id != task.fields.category_id
-        && !category_exists(conn, &cmd.user_id, fields.category_id.as_deref())?
+        && !category_exists(conn, &task.user_id, fields.category_id.as_deref())?
     {
         return Ok(Err(no_such_category()));
     }
-    let (next, changed) = task.edited(fields, now_millis());
-    if changed.is_empty() {
+    let assignee = match cmd.request.assignee() {
+        Ok(a) => a,
+        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
+    };
+    if let Some(assignee) = &assignee
+        && let Err(e) = check_assignee(&task, role, &cmd.user_id, assignee.as_deref())
+    {
+        return Ok(Err(e));
+    }
+    let now = now_millis();
+    let (edited, changed) = task.edited(fields, now);
+    let assigned = assignee
+        .as_ref()
+        .and_then(|a| edited.assigned(a.as_deref(), now));
+    let last = assigned.as_ref().unwrap_or(&edited);
+    if last.version == task.version {
         return Ok(Ok(task));
     }
-    if !tasks::update(conn, &next, task.version)? {
+    if !tasks::update(conn, last, task.version)? {
         return Ok(Err(ChangeError::Raced));
     }
-    outbox::enqueue(conn, &next.updated_event(changed), Some(&cmd.traceparent))?;
-    Ok(Ok(next))
+    // One event per change, each with its own version: the fields first, then the assignee.
+    let tp = Some(cmd.traceparent.as_str());
+    if !changed.is_empty() {
+        outbox::enqueue(conn, &edited.updated_event(changed, &cmd.user_id), tp)?;
+    }
+    if let Some(assigned) = &assigned {
+        let event = assigned.assigned_event(edited.assignee_id.clone(), &cmd.user_id);
+        outbox::enqueue(conn, &event, tp)?;
+    }
+    Ok(Ok(last.clone()))
 }
 
 pub async fn edit(writes: &GroupCommit, cmd: EditTask) -> Result<Task, ChangeError> {
@@ -185,8 +243,9 @@ fn set_status_in(
     cmd: &TaskAction,
     change: StatusChange,
 ) -> Result<Result<Task, ChangeError>, DbError> {
-    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
-        return Ok(Err(ChangeError::NotFound("task")));
+    let task = match tasks::get(conn, &cmd.user_id, &cmd.task_id)? {
+        Some((task, role)) if role.may_edit() => task,
+        _ => return Ok(Err(ChangeError::NotFound("task"))),
     };
     if let Err(e) = check_version(&task, cmd.if_match) {
         return Ok(Err(e));
@@ -205,10 +264,15 @@ fn set_status_in(
     }
     let tp = Some(cmd.traceparent.as_str());
     match change {
-        StatusChange::Complete => outbox::enqueue(conn, &next.completed_event(), tp)?,
+        StatusChange::Complete => {
+            outbox::enqueue(conn, &next.completed_event(&cmd.user_id), tp)?;
+        }
         StatusChange::Reopen => outbox::enqueue(
             conn,
-            &next.updated_event(vec!["status".to_owned(), "completedAt".to_owned()]),
+            &next.updated_event(
+                vec!["status".to_owned(), "completedAt".to_owned()],
+                &cmd.user_id,
+            ),
             tp,
         )?,
     }
@@ -231,8 +295,10 @@ fn delete_in(
     conn: &mut DbConnection,
     cmd: &TaskAction,
 ) -> Result<Result<(), ChangeError>, DbError> {
-    let Some(task) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
-        return Ok(Err(ChangeError::NotFound("task")));
+    // Only the owner deletes.
+    let task = match tasks::get(conn, &cmd.user_id, &cmd.task_id)? {
+        Some((task, Role::Owner)) => task,
+        _ => return Ok(Err(ChangeError::NotFound("task"))),
     };
     if let Err(e) = check_version(&task, cmd.if_match) {
         return Ok(Err(e));

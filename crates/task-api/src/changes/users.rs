@@ -41,6 +41,8 @@ pub async fn register(
     let result = db
         .transaction(move |conn| {
             users::insert(conn, &stored)?;
+            // Tasks shared with this address before it had an account are now shared with it.
+            super::shares::accept_invitations(conn, &stored.id, &stored.email, &traceparent)?;
             let p = &stored.profile;
             outbox::enqueue(
                 conn,

@@ -50,6 +50,13 @@ pub struct RawTaskQuery {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `me`: only the caller's own tasks; `others`: only tasks shared with the caller.
+    /// Default both.
+    #[param(pattern = "^(me|others)$")]
+    pub owner: Option<String>,
+    /// `me`: only tasks assigned to the caller.
+    #[param(pattern = "^me$")]
+    pub assignee: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +160,16 @@ impl Cursor {
     }
 }
 
+/// Whose tasks a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnerFilter {
+    /// The caller's own and those shared with them.
+    #[default]
+    Any,
+    Me,
+    Others,
+}
+
 /// `GET /api/tasks`, valid. Filters combine with AND.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskQuery {
@@ -167,6 +184,8 @@ pub struct TaskQuery {
     pub sort: Sort,
     pub limit: i64,
     pub after: Option<Cursor>,
+    pub owner: OwnerFilter,
+    pub assigned_to_me: bool,
 }
 
 fn bad(parameter: &str, message: impl std::fmt::Display) -> Problem {
@@ -252,7 +271,20 @@ impl TryFrom<RawTaskQuery> for TaskQuery {
                 Some(cursor)
             }
         };
+        let owner = match raw.owner.as_deref().map(str::trim) {
+            None => OwnerFilter::Any,
+            Some("me") => OwnerFilter::Me,
+            Some("others") => OwnerFilter::Others,
+            Some(_) => return Err(bad("owner", "must be me or others")),
+        };
+        let assigned_to_me = match raw.assignee.as_deref().map(str::trim) {
+            None => false,
+            Some("me") => true,
+            Some(_) => return Err(bad("assignee", "must be me")),
+        };
         Ok(TaskQuery {
+            owner,
+            assigned_to_me,
             status,
             priority,
             tag,

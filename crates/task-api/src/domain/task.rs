@@ -2,8 +2,9 @@
 //! made to it, and the events each change emits.
 
 use events::{
-    NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder, Role, TaskCompletedEvent,
-    TaskCreatedEvent, TaskDeletedEvent, TaskState, TaskStatus, TaskUpdatedEvent, TaskView,
+    Collaborator, NotificationChannel, Priority, Recurrence, RecurrenceMode, Reminder, Role,
+    ShareRole, TaskAssignedEvent, TaskCompletedEvent, TaskCreatedEvent, TaskDeletedEvent,
+    TaskSharedEvent, TaskState, TaskStatus, TaskUpdatedEvent, TaskView,
 };
 use serde::{Deserialize, Serialize};
 use service_kit::http::Problem;
@@ -98,6 +99,47 @@ pub struct UpdateTaskRequest {
     #[schema(value_type = Option<RecurrenceInput>)]
     pub recurrence: Option<Option<RecurrenceInput>>,
     pub reminders: Option<Vec<ReminderInput>>,
+    /// The owner or a collaborator (UUID), or null for nobody. The owner assigns anyone who may
+    /// see the task; a collaborator only themself.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub assignee_id: Option<Option<String>>,
+}
+
+impl UpdateTaskRequest {
+    /// Whether the request changes the task's own fields (anything but its assignee).
+    pub fn touches_fields(&self) -> bool {
+        let Self {
+            title,
+            description,
+            priority,
+            due_at,
+            category_id,
+            tags,
+            recurrence,
+            reminders,
+            assignee_id: _,
+        } = self;
+        title.is_some()
+            || description.is_some()
+            || priority.is_some()
+            || due_at.is_some()
+            || category_id.is_some()
+            || tags.is_some()
+            || recurrence.is_some()
+            || reminders.is_some()
+    }
+
+    /// The assignee the request sets: `None` leaves it, `Some(None)` clears it.
+    pub fn assignee(&self) -> Result<Option<Option<String>>, Problem> {
+        match &self.assignee_id {
+            None => Ok(None),
+            Some(None) => Ok(Some(None)),
+            Some(Some(id)) => parse_uuid(id)
+                .map(|id| Some(Some(id)))
+                .map_err(|m| super::invalid("assignee_id", m)),
+        }
+    }
 }
 
 /// What a client can set on a task, valid.
@@ -403,6 +445,10 @@ pub struct Task {
     pub completed_at: Option<i64>,
     /// `task-api`, or the producer whose task.created was ingested.
     pub origin: String,
+    /// Who the owner shared the task with (accounts only; invitations are stored apart).
+    pub collaborators: Vec<Collaborator>,
+    /// The owner or a collaborator, or nobody.
+    pub assignee_id: Option<String>,
 }
 
 fn event_id() -> String {
@@ -427,7 +473,54 @@ impl Task {
             updated_at: now,
             completed_at: None,
             origin: events::Service::TaskApi.name().to_owned(),
+            collaborators: Vec::new(),
+            assignee_id: None,
         }
+    }
+
+    /// What `user` may do with this task; `None`: they may not even see it.
+    pub fn role_of(&self, user: &str) -> Option<Role> {
+        events::role_in(&self.user_id, &self.collaborators, user)
+    }
+
+    /// The actor an event names: nobody when the owner acted.
+    fn actor(&self, actor: &str) -> Option<String> {
+        (actor != self.user_id).then(|| actor.to_owned())
+    }
+
+    /// This task shared with `user` as `role` (`ShareRole::None`: no longer shared), one
+    /// version on; `None` when that is already so. Unsharing the assignee unassigns the task.
+    pub fn shared(&self, user: &str, role: ShareRole, now: i64) -> Option<Task> {
+        let current = self.collaborators.iter().position(|c| c.user_id == user);
+        let mut next = self.clone();
+        match (current, role) {
+            (None, ShareRole::None) => return None,
+            (Some(i), ShareRole::None) => {
+                next.collaborators.remove(i);
+                if next.assignee_id.as_deref() == Some(user) {
+                    next.assignee_id = None;
+                }
+            }
+            (Some(i), role) if self.collaborators[i].role == role => return None,
+            (Some(i), role) => next.collaborators[i].role = role,
+            (None, role) => next.collaborators.push(Collaborator {
+                user_id: user.to_owned(),
+                role,
+            }),
+        }
+        next.version += 1;
+        next.updated_at = now;
+        Some(next)
+    }
+
+    /// This task assigned to `assignee` (or nobody), one version on; `None` when it already is.
+    pub fn assigned(&self, assignee: Option<&str>, now: i64) -> Option<Task> {
+        (self.assignee_id.as_deref() != assignee).then(|| Task {
+            assignee_id: assignee.map(str::to_owned),
+            version: self.version + 1,
+            updated_at: now,
+            ..self.clone()
+        })
     }
 
     /// This task with new fields, and the names of what changed (empty: nothing to do).
@@ -491,6 +584,8 @@ impl Task {
             created_at: self.created_at,
             updated_at: self.updated_at,
             completed_at: self.completed_at,
+            collaborators: self.collaborators.clone(),
+            assignee_id: self.assignee_id.clone(),
         }
     }
 
@@ -499,7 +594,14 @@ impl Task {
         TaskView::new(&self.state(), Role::Owner)
     }
 
+    /// The task as `user` reads it, with their role (a viewer's when they have none: only a
+    /// caller who may see the task gets here).
+    pub fn view_for(&self, user: &str) -> TaskView {
+        TaskView::new(&self.state(), self.role_of(user).unwrap_or(Role::Viewer))
+    }
+
     pub fn created_event(&self) -> TaskCreatedEvent {
+        let (collaborators, assignee_id) = (self.collaborators.clone(), self.assignee_id.clone());
         let f = &self.fields;
         TaskCreatedEvent {
             event_id: event_id(),
@@ -519,10 +621,13 @@ impl Task {
             series_id: self.series_id.clone(),
             occurrence_index: self.occurrence_index,
             created_at: Some(self.created_at),
+            collaborators,
+            assignee_id,
+            actor_id: None,
         }
     }
 
-    pub fn updated_event(&self, changed_fields: Vec<String>) -> TaskUpdatedEvent {
+    pub fn updated_event(&self, changed_fields: Vec<String>, actor: &str) -> TaskUpdatedEvent {
         let f = &self.fields;
         TaskUpdatedEvent {
             event_id: event_id(),
@@ -544,11 +649,14 @@ impl Task {
             created_at: Some(self.created_at),
             changed_fields,
             completed_at: self.completed_at,
+            collaborators: self.collaborators.clone(),
+            assignee_id: self.assignee_id.clone(),
+            actor_id: self.actor(actor),
         }
     }
 
     /// The task.completed of a task just completed.
-    pub fn completed_event(&self) -> TaskCompletedEvent {
+    pub fn completed_event(&self, actor: &str) -> TaskCompletedEvent {
         let f = &self.fields;
         let completed_at = self.completed_at.unwrap_or(self.updated_at);
         TaskCompletedEvent {
@@ -570,10 +678,14 @@ impl Task {
             series_id: self.series_id.clone(),
             occurrence_index: self.occurrence_index,
             created_at: Some(self.created_at),
+            collaborators: self.collaborators.clone(),
+            assignee_id: self.assignee_id.clone(),
+            actor_id: self.actor(actor),
         }
     }
 
-    /// The task.deleted of this task, one version past its last.
+    /// The task.deleted of this task, one version past its last. It names who could see the
+    /// task, so that every one of them hears it is gone.
     pub fn deleted_event(&self, now: i64) -> TaskDeletedEvent {
         TaskDeletedEvent {
             event_id: event_id(),
@@ -582,6 +694,68 @@ impl Task {
             task_id: self.id.clone(),
             version: self.version + 1,
             series_id: self.series_id.clone(),
+            collaborators: self.collaborators.clone(),
+            assignee_id: self.assignee_id.clone(),
+            actor_id: None,
+        }
+    }
+
+    /// The task.shared of this task just shared with `user` as `role` (None: unshared).
+    pub fn shared_event(&self, user: &str, role: ShareRole) -> TaskSharedEvent {
+        let s = self.state();
+        TaskSharedEvent {
+            event_id: event_id(),
+            event_timestamp: self.updated_at,
+            user_id: s.owner_id,
+            task_id: s.id,
+            title: s.title,
+            description: s.description,
+            priority: s.priority,
+            due_date: s.due_date,
+            category_id: s.category_id,
+            tags: s.tags,
+            version: s.version,
+            status: s.status,
+            recurrence: s.recurrence,
+            reminders: s.reminders,
+            series_id: s.series_id,
+            occurrence_index: s.occurrence_index,
+            created_at: Some(s.created_at),
+            completed_at: s.completed_at,
+            collaborators: s.collaborators,
+            assignee_id: s.assignee_id,
+            actor_id: None,
+            shared_with_user_id: user.to_owned(),
+            role,
+        }
+    }
+
+    /// The task.assigned of this task just (un)assigned by `actor`, who had `previous`.
+    pub fn assigned_event(&self, previous: Option<String>, actor: &str) -> TaskAssignedEvent {
+        let s = self.state();
+        TaskAssignedEvent {
+            event_id: event_id(),
+            event_timestamp: self.updated_at,
+            actor_id: self.actor(actor),
+            user_id: s.owner_id,
+            task_id: s.id,
+            title: s.title,
+            description: s.description,
+            priority: s.priority,
+            due_date: s.due_date,
+            category_id: s.category_id,
+            tags: s.tags,
+            version: s.version,
+            status: s.status,
+            recurrence: s.recurrence,
+            reminders: s.reminders,
+            series_id: s.series_id,
+            occurrence_index: s.occurrence_index,
+            created_at: Some(s.created_at),
+            completed_at: s.completed_at,
+            collaborators: s.collaborators,
+            assignee_id: s.assignee_id,
+            previous_assignee_id: previous,
         }
     }
 
@@ -609,6 +783,9 @@ impl Task {
             updated_at: s.updated_at,
             completed_at: s.completed_at,
             origin: producer.to_owned(),
+            // The series' sharing carries over to each occurrence.
+            collaborators: s.collaborators,
+            assignee_id: s.assignee_id,
         }
     }
 }
@@ -674,7 +851,10 @@ mod tests {
         let task = Task::new("0b6f2a8e-33c0-4c3b-9f5e-9a3f9e6f0a11", f, 1_764_000_000_000);
         let done = task.completed(1_764_000_060_000).unwrap();
         assert_eq!(done.version, 2);
-        assert_eq!(done.completed_event().time_to_complete, Some(60_000));
+        assert_eq!(
+            done.completed_event(&done.user_id).time_to_complete,
+            Some(60_000)
+        );
         assert!(done.completed(1_764_000_070_000).is_none());
         let open = done.reopened(1_764_000_080_000).unwrap();
         assert_eq!((open.version, open.status), (3, TaskStatus::Open));

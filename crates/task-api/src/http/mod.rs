@@ -5,6 +5,7 @@ pub mod auth;
 pub mod categories;
 pub mod me;
 pub mod openapi;
+pub mod shares;
 pub mod task_operations;
 pub mod tasks;
 pub mod views;
@@ -92,6 +93,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/tasks/{id}/reopen")
             .route(web::post().to(tasks::reopen_task))
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/tasks/{id}/shares")
+            .route(web::get().to(shares::list_shares))
+            .route(web::post().to(shares::share_task))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/tasks/{id}/shares/{user_id}")
+            .route(web::delete().to(shares::remove_share))
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/api/categories")

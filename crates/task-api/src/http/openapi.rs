@@ -28,6 +28,9 @@ use super::State;
         super::tasks::complete_task,
         super::tasks::reopen_task,
         super::tasks::delete_task,
+        super::shares::share_task,
+        super::shares::list_shares,
+        super::shares::remove_share,
         super::categories::list_categories,
         super::categories::create_category,
         super::categories::rename_category,
@@ -39,6 +42,7 @@ use super::State;
         (name = "auth", description = "Registration and login"),
         (name = "me", description = "The signed-in user's profile"),
         (name = "tasks", description = "Tasks"),
+        (name = "sharing", description = "Sharing a task with other users"),
         (name = "categories", description = "The user's categories"),
         (name = "web", description = "What the web page needs"),
     )

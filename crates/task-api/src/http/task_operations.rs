@@ -8,10 +8,12 @@ use sha2::{Digest, Sha256};
 
 use super::views::TaskPage;
 use super::{AppState, path_id, storage_problem};
+use crate::changes::shares::{self as share_changes, ShareTask, Shared, Unshare};
 use crate::changes::tasks::{
     self as task_changes, CreateTask, Created, EditTask, StatusChange, TaskAction,
 };
 use crate::domain::query::{Cursor, RawTaskQuery, TaskQuery};
+use crate::domain::share::{ShareRequest, ShareTarget, ShareView};
 use crate::domain::task::{CreateTaskRequest, Task, TaskFields, UpdateTaskRequest};
 use crate::storage::{tasks, users};
 use service_kit::http::Problem;
@@ -125,12 +127,12 @@ pub async fn list(state: &AppState, user_id: &str, raw: RawTaskQuery) -> Result<
         None
     };
     Ok(TaskPage {
-        items: rows.iter().map(Task::view).collect(),
+        items: rows.iter().map(|t| t.view_for(user_id)).collect(),
         next_cursor,
     })
 }
 
-/// One of the caller's tasks; anyone else's is "not found".
+/// A task the caller may see (theirs or shared with them); any other is "not found".
 pub async fn get(state: &AppState, user_id: &str, id: &str) -> Result<Task, Problem> {
     let (user, id) = (user_id.to_owned(), path_id(id, "task")?);
     state
@@ -138,6 +140,7 @@ pub async fn get(state: &AppState, user_id: &str, id: &str) -> Result<Task, Prob
         .run(move |conn| tasks::get(conn, &user, &id))
         .await
         .map_err(storage_problem)?
+        .map(|(task, _)| task)
         .ok_or_else(|| Problem::not_found("task"))
 }
 
@@ -200,6 +203,60 @@ pub async fn delete(
 ) -> Result<(), Problem> {
     let cmd = action(caller, id, if_match)?;
     task_changes::delete(&state.writes, cmd).await?;
+    state.wake_relay();
+    Ok(())
+}
+
+/// Share a task with the user of an email as viewer or editor (announced on task.shared), or
+/// invite the email when it has no account. Only the owner shares.
+pub async fn share(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    if_match: Option<i64>,
+    request: &ShareRequest,
+) -> Result<Shared, Problem> {
+    let cmd = ShareTask {
+        caller: caller.user_id.clone(),
+        task_id: path_id(id, "task")?,
+        share: request.parse()?,
+        if_match,
+        traceparent: caller.traceparent.clone(),
+    };
+    let shared = share_changes::share(&state.writes, cmd).await?;
+    if shared.changed {
+        state.wake_relay();
+    }
+    Ok(shared)
+}
+
+/// The shares of a task the caller may see.
+pub async fn shares(state: &AppState, user_id: &str, id: &str) -> Result<Vec<ShareView>, Problem> {
+    let (user, id) = (user_id.to_owned(), path_id(id, "task")?);
+    Ok(state
+        .db
+        .run(move |conn| share_changes::list_in(conn, &user, &id))
+        .await
+        .map_err(storage_problem)??)
+}
+
+/// Remove a share (announced on task.shared with role `none`) or an invitation: the owner
+/// removes any, a collaborator their own.
+pub async fn unshare(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    who: &str,
+    if_match: Option<i64>,
+) -> Result<(), Problem> {
+    let cmd = Unshare {
+        caller: caller.user_id.clone(),
+        task_id: path_id(id, "task")?,
+        target: ShareTarget::parse(who).map_err(|_| Problem::not_found("share"))?,
+        if_match,
+        traceparent: caller.traceparent.clone(),
+    };
+    share_changes::unshare(&state.writes, cmd).await?;
     state.wake_relay();
     Ok(())
 }

@@ -13,10 +13,10 @@ use crate::domain::task::{CreateTaskRequest, Task, UpdateTaskRequest};
 
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-fn task_response(status: actix_web::http::StatusCode, task: &Task) -> HttpResponse {
+fn task_response(status: actix_web::http::StatusCode, task: &Task, reader: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::ETAG, etag(task.version)))
-        .json(task.view())
+        .json(task.view_for(reader))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
@@ -128,7 +128,11 @@ pub async fn get_task(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let task = ops::get(&state, auth.user_id(), &path).await?;
-    Ok(task_response(actix_web::http::StatusCode::OK, &task))
+    Ok(task_response(
+        actix_web::http::StatusCode::OK,
+        &task,
+        auth.user_id(),
+    ))
 }
 
 /// Update a task
@@ -176,7 +180,11 @@ pub async fn update_task(
         body.into_inner(),
     )
     .await?;
-    Ok(task_response(actix_web::http::StatusCode::OK, &task))
+    Ok(task_response(
+        actix_web::http::StatusCode::OK,
+        &task,
+        auth.user_id(),
+    ))
 }
 
 async fn set_status(
@@ -188,7 +196,11 @@ async fn set_status(
 ) -> Result<HttpResponse, Problem> {
     let if_match = if_match(req.headers())?;
     let task = ops::set_status(&state, &caller(&req, &auth), id, if_match, change).await?;
-    Ok(task_response(actix_web::http::StatusCode::OK, &task))
+    Ok(task_response(
+        actix_web::http::StatusCode::OK,
+        &task,
+        auth.user_id(),
+    ))
 }
 
 /// Complete a task

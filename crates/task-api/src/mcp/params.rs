@@ -150,6 +150,10 @@ pub struct FindTasksArgs {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous result, for the next page (same filters and sort).
     pub cursor: Option<String>,
+    /// "me": only the user's own tasks; "others": only tasks shared with the user. Default both.
+    pub owner: Option<String>,
+    /// "me": only tasks assigned to the user.
+    pub assignee: Option<String>,
 }
 
 /// `task_history`.
@@ -238,6 +242,8 @@ impl UpdateTaskArgs {
             tags: this.tags,
             recurrence: this.recurrence.map(|r| r.map(Into::into)),
             reminders: reminders(this.reminders),
+            // Assigning is its own tool (assign_task).
+            assignee_id: None,
         }
     }
 }
@@ -255,6 +261,8 @@ impl From<FindTasksArgs> for RawTaskQuery {
             sort: a.sort,
             limit: a.limit.map(|l| l.to_string()),
             cursor: a.cursor,
+            owner: a.owner,
+            assignee: a.assignee,
         }
     }
 }

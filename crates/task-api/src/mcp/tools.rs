@@ -71,8 +71,8 @@ fn answer(outcome: Result<(String, Value), Problem>) -> ToolResult {
     })
 }
 
-fn task_json(task: &crate::domain::task::Task) -> Value {
-    serde_json::to_value(task.view()).unwrap_or(Value::Null)
+fn task_json(task: &crate::domain::task::Task, reader: &str) -> Value {
+    serde_json::to_value(task.view_for(reader)).unwrap_or(Value::Null)
 }
 
 fn describe(task: &Value) -> String {
@@ -165,7 +165,7 @@ Pass an `idempotency_key` to make a retried call create one task. Returns the ta
                 .transpose()?;
             match ops::create(&self.state, &who.caller(), &request, key).await? {
                 Created::New { task, .. } => {
-                    let value = task_json(&task);
+                    let value = task_json(&task, &who.user_id);
                     Ok((format!("Created {}", describe(&value)), value))
                 }
                 Created::Replayed { body, .. } => {
@@ -227,7 +227,7 @@ overwriting a change made meanwhile. Returns the task."
                 request,
             )
             .await?;
-            let value = task_json(&task);
+            let value = task_json(&task, &who.user_id);
             Ok((format!("Updated {}", describe(&value)), value))
         }
         .await;
@@ -342,7 +342,7 @@ due_after (times as in add_task), q (words in title or description). Returns `it
         let outcome = ops::get(&self.state, &who.user_id, &args.id)
             .await
             .map(|task| {
-                let value = task_json(&task);
+                let value = task_json(&task, &who.user_id);
                 (describe(&value), value)
             });
         answer(outcome)
@@ -451,7 +451,7 @@ impl TaskTools {
         )
         .await
         .map(|task| {
-            let value = task_json(&task);
+            let value = task_json(&task, &who.user_id);
             let verb = match change {
                 StatusChange::Complete => "Completed",
                 StatusChange::Reopen => "Reopened",

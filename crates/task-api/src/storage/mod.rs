@@ -4,6 +4,7 @@
 pub mod categories;
 pub mod idempotency;
 pub mod schema;
+pub mod shares;
 pub mod tasks;
 pub mod users;
 

@@ -48,6 +48,25 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
         search_text -> Text,
         origin -> Text,
+        collaborators -> Text,
+        assignee_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    task_members (task_id, user_id) {
+        task_id -> Text,
+        user_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    task_invitations (task_id, email) {
+        task_id -> Text,
+        email -> Text,
+        role -> Text,
+        invited_at -> BigInt,
     }
 }
 
@@ -70,4 +89,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, categories, tasks, task_tags);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    categories,
+    tasks,
+    task_tags,
+    task_members,
+    task_invitations
+);

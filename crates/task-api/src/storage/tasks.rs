@@ -1,12 +1,12 @@
 //! The tasks table (with its tag index table) and the keyset-paged listing.
 
 use diesel::prelude::*;
-use events::{Priority, TaskStatus};
+use events::{Priority, Role, TaskStatus};
 use service_kit::db::{DbConnection, DbError};
 
 use super::corrupt;
-use super::schema::{task_tags, tasks};
-use crate::domain::query::{Cursor, SortField, TaskQuery};
+use super::schema::{task_members, task_tags, tasks};
+use crate::domain::query::{Cursor, OwnerFilter, SortField, TaskQuery};
 use crate::domain::task::{Task, TaskFields};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -34,6 +34,8 @@ pub struct TaskRow {
     pub completed_at: Option<i64>,
     pub search_text: String,
     pub origin: String,
+    pub collaborators: String,
+    pub assignee_id: Option<String>,
 }
 
 /// Sort key of tasks without a due date: after every real date.
@@ -73,6 +75,8 @@ impl From<&Task> for TaskRow {
             completed_at: t.completed_at,
             search_text,
             origin: t.origin.clone(),
+            collaborators: json(&t.collaborators),
+            assignee_id: t.assignee_id.clone(),
         }
     }
 }
@@ -110,8 +114,33 @@ impl TryFrom<TaskRow> for Task {
             updated_at: r.updated_at,
             completed_at: r.completed_at,
             origin: r.origin,
+            collaborators: serde_json::from_str(&r.collaborators)
+                .map_err(|e| corrupt("collaborators", e))?,
+            assignee_id: r.assignee_id,
         })
     }
+}
+
+/// Rewrite the rows that index a task (its tags, its members) from the task itself.
+fn replace_index(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
+    replace_tags(conn, task)?;
+    replace_members(conn, task)
+}
+
+/// The task's members: who may see it besides the owner, for "shared with me" and access
+/// checks. A task has few collaborators, so they are rewritten whole.
+fn replace_members(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
+    diesel::delete(task_members::table.filter(task_members::task_id.eq(&task.id))).execute(conn)?;
+    for c in &task.collaborators {
+        diesel::insert_into(task_members::table)
+            .values((
+                task_members::task_id.eq(&task.id),
+                task_members::user_id.eq(&c.user_id),
+                task_members::role.eq(c.role.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 fn replace_tags(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
@@ -134,7 +163,7 @@ pub fn insert(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
     diesel::insert_into(tasks::table)
         .values(TaskRow::from(task))
         .execute(conn)?;
-    replace_tags(conn, task)
+    replace_index(conn, task)
 }
 
 /// Insert a task unless one with its id exists; `true` when inserted. For ingest, where the
@@ -155,16 +184,37 @@ pub fn insert_if_absent(conn: &mut DbConnection, task: &Task) -> Result<bool, Db
             .execute(c)?,
     };
     if inserted == 1 {
-        replace_tags(conn, task)?;
+        replace_index(conn, task)?;
     }
     Ok(inserted == 1)
 }
 
-/// The user's task, or `None` (also when it is someone else's).
-pub fn get(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Task>, DbError> {
+/// The task with the caller's role, when `user_id` may see it (its owner or a collaborator);
+/// `None` otherwise, the same as when it does not exist.
+pub fn get(
+    conn: &mut DbConnection,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<(Task, Role)>, DbError> {
+    let members = task_members::table
+        .filter(task_members::user_id.eq(user_id.to_owned()))
+        .select(task_members::task_id);
+    let task = tasks::table
+        .filter(tasks::id.eq(id))
+        .filter(tasks::user_id.eq(user_id).or(tasks::id.eq_any(members)))
+        .select(TaskRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Task::try_from)
+        .transpose()?;
+    Ok(task.and_then(|t| t.role_of(user_id).map(|role| (t, role))))
+}
+
+/// The task, whoever may see it: for changes made on a user's behalf by the system (an
+/// invitation taking effect), never for a request.
+pub fn by_id(conn: &mut DbConnection, id: &str) -> Result<Option<Task>, DbError> {
     tasks::table
         .filter(tasks::id.eq(id))
-        .filter(tasks::user_id.eq(user_id))
         .select(TaskRow::as_select())
         .first(conn)
         .optional()?
@@ -188,7 +238,7 @@ pub fn update(
     .set(TaskRow::from(next))
     .execute(conn)?;
     if changed == 1 {
-        replace_tags(conn, next)?;
+        replace_index(conn, next)?;
     }
     Ok(changed == 1)
 }
@@ -204,6 +254,9 @@ pub fn delete(conn: &mut DbConnection, task: &Task) -> Result<bool, DbError> {
     .execute(conn)?;
     if deleted == 1 {
         diesel::delete(task_tags::table.filter(task_tags::task_id.eq(&task.id))).execute(conn)?;
+        diesel::delete(task_members::table.filter(task_members::task_id.eq(&task.id)))
+            .execute(conn)?;
+        super::shares::forget_invitations(conn, &task.id)?;
     }
     Ok(deleted == 1)
 }
@@ -245,13 +298,25 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
-/// One page of the user's tasks: up to `limit + 1` rows, so the caller knows whether another
-/// page follows.
+/// One page of the tasks the user may see (owned and shared with them, narrowed by `owner` and
+/// `assignee`): up to `limit + 1` rows, so the caller knows whether another page follows.
 pub fn list(conn: &mut DbConnection, user_id: &str, q: &TaskQuery) -> Result<Vec<Task>, DbError> {
-    let mut query = tasks::table
-        .filter(tasks::user_id.eq(user_id.to_owned()))
-        .select(TaskRow::as_select())
-        .into_boxed();
+    let shared_with_me = task_members::table
+        .filter(task_members::user_id.eq(user_id.to_owned()))
+        .select(task_members::task_id);
+    let mut query = tasks::table.select(TaskRow::as_select()).into_boxed();
+    query = match q.owner {
+        OwnerFilter::Any => query.filter(
+            tasks::user_id
+                .eq(user_id.to_owned())
+                .or(tasks::id.eq_any(shared_with_me)),
+        ),
+        OwnerFilter::Me => query.filter(tasks::user_id.eq(user_id.to_owned())),
+        OwnerFilter::Others => query.filter(tasks::id.eq_any(shared_with_me)),
+    };
+    if q.assigned_to_me {
+        query = query.filter(tasks::assignee_id.eq(user_id.to_owned()));
+    }
     if let Some(status) = q.status {
         query = query.filter(tasks::status.eq(status.as_str()));
     }
@@ -272,9 +337,9 @@ pub fn list(conn: &mut DbConnection, user_id: &str, q: &TaskQuery) -> Result<Vec
     }
     if let Some(tag) = &q.tag {
         query = query.filter(
+            // Not narrowed to the caller's own tags: a shared task's tags are its owner's.
             tasks::id.eq_any(
                 task_tags::table
-                    .filter(task_tags::user_id.eq(user_id.to_owned()))
                     .filter(task_tags::tag.eq(tag.clone()))
                     .select(task_tags::task_id),
             ),

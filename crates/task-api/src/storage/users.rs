@@ -104,6 +104,19 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> Result<Option<User>, DbError>
         .transpose()
 }
 
+/// The emails of these users (those that exist), by id.
+pub fn emails(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, DbError> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// The user's time zone, `UTC` when the user is unknown here.
 pub fn timezone(conn: &mut DbConnection, id: &str) -> Result<String, DbError> {
     Ok(users::table
