@@ -4,21 +4,24 @@
 //!   arriving late changes nothing);
 //! * user events store the newest profile (address, time zone, channels, webhook URL);
 //! * reminder.triggered records a pending delivery under its notification id (a replay finds
-//!   it there and does nothing), then wakes the delivery worker.
+//!   it there and does nothing), then wakes the delivery worker;
+//! * task.assigned also records an "assigned to you" delivery on each of the assignee's
+//!   channels, once per assignment version (its ids derive from the task and the version).
 //!
 //! Every effect is idempotent by version or by deterministic id, so the runtime's
 //! at-least-once delivery never doubles anything.
 
 use std::sync::Arc;
 
-use events::{AnyEvent, ReminderTriggeredEvent, Topic};
+use events::{AnyEvent, NotificationChannel, ReminderTriggeredEvent, TaskAssignedEvent, Topic};
 use service_kit::consumer::{EventHandler, HandleError, Received};
 use service_kit::db::{Database, DbConnection, DbError};
 use service_kit::telemetry::TraceContext;
 use tokio::sync::Notify;
 
+use crate::domain::message::NoticeKind;
 use crate::domain::schedule::TaskSnapshot;
-use crate::domain::{DeliveryState, ReminderState, channels_to_text};
+use crate::domain::{DeliveryState, ReminderState, channels_from_text, channels_to_text};
 use crate::metrics::NotificationMetrics;
 use crate::storage::deliveries::{self, NewDelivery};
 use crate::storage::reminders;
@@ -38,8 +41,17 @@ pub struct NotificationConsumer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     Schedule(ScheduleChange),
-    Profile { applied: bool },
-    Delivery { recorded: bool },
+    Profile {
+        applied: bool,
+    },
+    Delivery {
+        recorded: bool,
+    },
+    /// A task.assigned: the schedule (its reminders follow the assignee) and the notice.
+    Assigned {
+        change: ScheduleChange,
+        recorded: bool,
+    },
     Ignored(&'static str),
 }
 
@@ -114,6 +126,10 @@ impl NotificationConsumer {
                         self.ignored(*topic, "already_recorded");
                     }
                 }
+                Effect::Assigned { change, recorded } => {
+                    schedule_changed |= change.touched_schedule();
+                    deliveries_recorded |= *recorded;
+                }
                 Effect::Ignored(reason) => self.ignored(*topic, reason),
             }
         }
@@ -135,16 +151,16 @@ impl NotificationConsumer {
 
 fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbError> {
     match &item.event {
+        AnyEvent::TaskAssigned(e) => {
+            let change = apply_task(conn, item, now)?;
+            let recorded = record_assignment(conn, e, &item.trace, now)?;
+            Ok(Effect::Assigned { change, recorded })
+        }
         AnyEvent::TaskCreated(_)
         | AnyEvent::TaskUpdated(_)
         | AnyEvent::TaskCompleted(_)
-        | AnyEvent::TaskDeleted(_) => {
-            let Some(snapshot) = TaskSnapshot::of(&item.event) else {
-                return Ok(Effect::Ignored("not_a_task_event"));
-            };
-            let trace = item.trace.header();
-            tasks::apply(conn, &snapshot, Some(&trace), now).map(Effect::Schedule)
-        }
+        | AnyEvent::TaskDeleted(_)
+        | AnyEvent::TaskShared(_) => apply_task(conn, item, now).map(Effect::Schedule),
         AnyEvent::UserRegistered(e) => {
             let row = UserRow {
                 user_id: e.user_id.clone(),
@@ -174,6 +190,72 @@ fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbErr
         AnyEvent::ReminderTriggered(e) => record_delivery(conn, e, &item.trace, now),
         _ => Ok(Effect::Ignored("not_consumed")),
     }
+}
+
+/// A task event's effect on the schedule (every task event carries the task's version, and its
+/// reminders follow the assignee).
+fn apply_task(conn: &mut DbConnection, item: &Item, now: i64) -> Result<ScheduleChange, DbError> {
+    let Some(snapshot) = TaskSnapshot::of(&item.event) else {
+        return Ok(ScheduleChange::default());
+    };
+    let trace = item.trace.header();
+    tasks::apply(conn, &snapshot, Some(&trace), now)
+}
+
+/// The channels an "assigned to you" goes out on before the assignee's profile is known here:
+/// the defaults of a new account (the delivery waits for the profile, see `delivery`).
+const DEFAULT_CHANNELS: [NotificationChannel; 2] =
+    [NotificationChannel::Email, NotificationChannel::InApp];
+
+/// Record "assigned to you" on each of the assignee's channels, once per assignment version.
+/// Taking a task oneself is no news, nor is unassigning.
+fn record_assignment(
+    conn: &mut DbConnection,
+    e: &TaskAssignedEvent,
+    trace: &TraceContext,
+    now: i64,
+) -> Result<bool, DbError> {
+    let Some(assignee) = &e.assignee_id else {
+        return Ok(false);
+    };
+    let actor = e.actor_id.as_deref().unwrap_or(&e.user_id);
+    if assignee == actor {
+        return Ok(false);
+    }
+    let channels = match users::get(conn, assignee)? {
+        Some(user) => channels_from_text(&user.channels),
+        None => DEFAULT_CHANNELS.to_vec(),
+    };
+    let assignment_id =
+        events::ids::derived_event_id("assignment", &format!("{}:{}", e.task_id, e.version))
+            .to_string();
+    let rows: Vec<NewDelivery> = channels
+        .into_iter()
+        .map(|channel| NewDelivery {
+            notification_id: events::ids::notification_id(&assignment_id, channel).to_string(),
+            reminder_id: assignment_id.clone(),
+            user_id: assignee.clone(),
+            task_id: e.task_id.clone(),
+            task_title: e.title.clone(),
+            task_version: e.version,
+            due_date: e.due_date,
+            channel: channel.as_str().to_owned(),
+            remind_at: e.event_timestamp,
+            fired_at: e.event_timestamp,
+            late: false,
+            status: DeliveryState::Pending.as_str().to_owned(),
+            attempts: 0,
+            next_attempt_at: Some(now),
+            last_error: None,
+            traceparent: Some(trace.child().header()),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            kind: NoticeKind::Assigned.as_str().to_owned(),
+            actor_id: Some(actor.to_owned()),
+        })
+        .collect();
+    Ok(deliveries::enqueue(conn, &rows)? > 0)
 }
 
 /// Record the delivery of a fired reminder, once per notification id. Only reminders this
@@ -212,6 +294,8 @@ fn record_delivery(
         created_at: now,
         updated_at: now,
         finished_at: None,
+        kind: NoticeKind::Reminder.as_str().to_owned(),
+        actor_id: None,
     };
     let recorded = deliveries::enqueue(conn, std::slice::from_ref(&row))? == 1;
     Ok(Effect::Delivery { recorded })

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::config::DeliverySettings;
-use crate::domain::message::{Notice, task_link};
+use crate::domain::message::{Notice, NoticeKind, task_link};
 use crate::domain::{DeliveryState, channels_from_text};
 use crate::due_loop::{DuePass, Next};
 use crate::metrics::NotificationMetrics;
@@ -160,6 +160,8 @@ fn notice(
     base: &str,
 ) -> Notice {
     Notice {
+        kind: NoticeKind::parse(&row.kind),
+        actor_name: None,
         notification_id: row.notification_id.clone(),
         reminder_id: row.reminder_id.clone(),
         user_id: row.user_id.clone(),
@@ -183,6 +185,7 @@ async fn deliver(
     channels: &Channels,
     row: &DeliveryRow,
     user: Option<&UserRow>,
+    actor_name: Option<String>,
 ) -> Result<(), AttemptError> {
     let channel = row
         .channel
@@ -201,7 +204,8 @@ async fn deliver(
     if !channels_from_text(&user.channels).contains(&channel) {
         return Err(AttemptError::Permanent(CHANNEL_DISABLED.to_owned()));
     }
-    let notice = notice(row, Some(user), channel, &channels.app_base_url);
+    let mut notice = notice(row, Some(user), channel, &channels.app_base_url);
+    notice.actor_name = actor_name;
     match channel {
         NotificationChannel::InApp => Ok(()),
         NotificationChannel::Email => {
@@ -254,15 +258,26 @@ async fn attempt(shared: Arc<Shared>, row: DeliveryRow, permit: OwnedSemaphorePe
 async fn attempt_in_span(shared: Arc<Shared>, row: DeliveryRow, _permit: OwnedSemaphorePermit) {
     let number = row.attempts + 1;
     let started = Instant::now();
-    let user_id = row.user_id.clone();
-    let user = match shared.db.run(move |conn| users::get(conn, &user_id)).await {
-        Ok(u) => u,
+    let (user_id, actor_id) = (row.user_id.clone(), row.actor_id.clone());
+    let people = shared
+        .db
+        .run(move |conn| {
+            let actor = match &actor_id {
+                Some(id) => users::get(conn, id)?,
+                None => None,
+            };
+            Ok((users::get(conn, &user_id)?, actor))
+        })
+        .await;
+    let (user, actor) = match people {
+        Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the user; retried after the lease");
             return;
         }
     };
-    let result = deliver(&shared.channels, &row, user.as_ref()).await;
+    let actor_name = actor.and_then(|a| a.name);
+    let result = deliver(&shared.channels, &row, user.as_ref(), actor_name).await;
     shared
         .metrics
         .delivery_attempt_seconds
@@ -385,7 +400,9 @@ pub fn sent_event(
         .to_string(),
         event_timestamp: now,
         notification_id: row.notification_id.clone(),
-        reminder_id: Some(row.reminder_id.clone()),
+        // An assignment's row holds the assignment's id there: it is no reminder.
+        reminder_id: (NoticeKind::parse(&row.kind) == NoticeKind::Reminder)
+            .then(|| row.reminder_id.clone()),
         user_id: row.user_id.clone(),
         task_id: Some(row.task_id.clone()),
         channel,

@@ -6,9 +6,38 @@ use chrono_tz::Tz;
 use events::EpochMillis;
 use serde_json::json;
 
-/// Everything a message about one reminder needs.
+/// What a notice tells its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// A reminder of theirs fired.
+    Reminder,
+    /// A task was assigned to them.
+    Assigned,
+}
+
+impl NoticeKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Reminder => "reminder",
+            NoticeKind::Assigned => "assigned",
+        }
+    }
+
+    /// The stored name; anything unknown reads as a reminder (rows from before kinds existed).
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "assigned" => NoticeKind::Assigned,
+            _ => NoticeKind::Reminder,
+        }
+    }
+}
+
+/// Everything a message about one reminder (or assignment) needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
+    pub kind: NoticeKind,
+    /// Who assigned the task (their profile name), for an assignment.
+    pub actor_name: Option<String>,
     pub notification_id: String,
     pub reminder_id: String,
     pub user_id: String,
@@ -93,6 +122,9 @@ impl Notice {
     }
 
     pub fn email(&self) -> EmailContent {
+        if self.kind == NoticeKind::Assigned {
+            return self.assigned_email();
+        }
         let greeting = match self.recipient_name.as_deref().map(str::trim) {
             Some(name) if !name.is_empty() => format!("Hello {name},"),
             _ => "Hello,".to_owned(),
@@ -133,10 +165,47 @@ impl Notice {
         }
     }
 
-    /// The webhook's body: the reminder, times in RFC 3339 (UTC) and in the user's zone.
+    fn greeting(&self) -> String {
+        match self.recipient_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => format!("Hello {name},"),
+            _ => "Hello,".to_owned(),
+        }
+    }
+
+    /// "Assigned to you": who assigned which task, when it is due, the link.
+    fn assigned_email(&self) -> EmailContent {
+        let greeting = self.greeting();
+        let who = match self.actor_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => "Someone".to_owned(),
+        };
+        let due = self.due_line();
+        let text = format!(
+            "{greeting}\n\n{who} assigned the task \"{}\" to you.\n{due}\n\nOpen the task: {}\n\n-- \nTodo platform\n",
+            self.task_title, self.link
+        );
+        let html = format!(
+            "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n<p>{}</p>\n\
+             <p>{} assigned the task <strong>{}</strong> to you.</p>\n<p>{}</p>\n\
+             <p><a href=\"{}\">Open the task</a></p>\n</body></html>\n",
+            escape_html(&greeting),
+            escape_html(&who),
+            escape_html(&self.task_title),
+            escape_html(&due),
+            escape_html(&self.link),
+        );
+        EmailContent {
+            subject: one_line(&format!("Assigned to you: {}", self.task_title)),
+            text,
+            html,
+        }
+    }
+
+    /// The webhook's body: the reminder (or assignment), times in RFC 3339 (UTC) and in the
+    /// user's zone.
     pub fn webhook_body(&self) -> serde_json::Value {
         json!({
-            "type": "reminder",
+            "type": self.kind.as_str(),
             "notification_id": self.notification_id,
             "reminder_id": self.reminder_id,
             "user_id": self.user_id,
@@ -163,6 +232,8 @@ mod tests {
 
     fn notice(due: EpochMillis, tz: &str) -> Notice {
         Notice {
+            kind: NoticeKind::Reminder,
+            actor_name: None,
             notification_id: "n".into(),
             reminder_id: "r".into(),
             user_id: "u".into(),
@@ -231,5 +302,21 @@ mod tests {
         assert_eq!(body["task"]["due_at"], "2027-03-15T03:30:00.000Z");
         assert_eq!(body["channel"], "email");
         assert_eq!(body["late"], false);
+    }
+
+    #[test]
+    fn an_assignment_says_who_assigned_which_task() {
+        let mut n = notice(utc("2027-03-15T03:30:00Z"), "Asia/Kolkata");
+        n.kind = NoticeKind::Assigned;
+        n.actor_name = Some("Grace <admin>".into());
+        let mail = n.email();
+        assert_eq!(mail.subject, "Assigned to you: Pay <rent> & bills");
+        assert!(
+            mail.text
+                .contains("Grace <admin> assigned the task \"Pay <rent> & bills\" to you.")
+        );
+        assert!(mail.html.contains("Grace &lt;admin&gt; assigned the task"));
+        assert!(mail.text.contains("Due: Monday, 15 March 2027, 09:00 IST"));
+        assert_eq!(n.webhook_body()["type"], "assigned");
     }
 }

@@ -83,6 +83,8 @@ pub fn firing(
 pub struct TaskSnapshot {
     pub task_id: String,
     pub user_id: String,
+    /// Who the task's reminders go to: its assignee, else its owner.
+    pub recipient: String,
     /// `None` when the event does not carry it (task.deleted): the stored title stays.
     pub title: Option<String>,
     pub due_date: Option<EpochMillis>,
@@ -104,6 +106,7 @@ impl TaskSnapshot {
             return Some(Self {
                 task_id: e.task_id.clone(),
                 user_id: e.user_id.clone(),
+                recipient: e.assignee_id.clone().unwrap_or_else(|| e.user_id.clone()),
                 title: None,
                 due_date: None,
                 state: TaskState::Deleted,
@@ -116,6 +119,7 @@ impl TaskSnapshot {
         let task = events::TaskState::from_event(event)?;
         Some(Self {
             task_id: task.id,
+            recipient: task.assignee_id.unwrap_or_else(|| task.owner_id.clone()),
             user_id: task.owner_id,
             title: Some(task.title),
             due_date: task.due_date,

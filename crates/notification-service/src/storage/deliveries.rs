@@ -31,6 +31,10 @@ pub struct NewDelivery {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// What the delivery is about: see [`crate::domain::message::NoticeKind`].
+    pub kind: String,
+    /// Who made the change announced (an assignment's assigner); `None` for reminders.
+    pub actor_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -56,6 +60,10 @@ pub struct DeliveryRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// What the delivery is about: see [`crate::domain::message::NoticeKind`].
+    pub kind: String,
+    /// Who made the change announced (an assignment's assigner); `None` for reminders.
+    pub actor_id: Option<String>,
 }
 
 /// Record deliveries to make, skipping notification ids already known; returns how many are new.

@@ -66,5 +66,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         finished_at -> Nullable<BigInt>,
+        kind -> Text,
+        actor_id -> Nullable<Text>,
     }
 }

@@ -143,7 +143,9 @@ fn reconcile(
 
     let title = snapshot.title.clone().unwrap_or_default();
     for p in &planned {
+        // A scheduled reminder follows the task to its assignee.
         let details = (
+            reminders::user_id.eq(&snapshot.recipient),
             reminders::task_version.eq(snapshot.version),
             reminders::task_title.eq(&title),
             reminders::due_date.eq(snapshot.due_date),
@@ -158,7 +160,7 @@ fn reconcile(
                     .values(ReminderRow {
                         reminder_id: p.reminder_id.clone(),
                         task_id: snapshot.task_id.clone(),
-                        user_id: snapshot.user_id.clone(),
+                        user_id: snapshot.recipient.clone(),
                         channel: p.channel.as_str().to_owned(),
                         remind_at: p.remind_at,
                         state: scheduled.to_owned(),

@@ -1,0 +1,2 @@
+ALTER TABLE deliveries DROP COLUMN actor_id;
+ALTER TABLE deliveries DROP COLUMN kind;
