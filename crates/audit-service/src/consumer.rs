@@ -4,7 +4,7 @@ use service_kit::consumer::{EventHandler, HandleError, Received};
 use service_kit::db::Database;
 
 use crate::domain::event_type;
-use crate::storage::{self, NewAuditEntry};
+use crate::storage::{self, NewAuditEntry, TaskAccess};
 
 /// Appends every consumed event to the audit table.
 pub struct AuditRecorder {
@@ -37,11 +37,20 @@ impl AuditRecorder {
         }
     }
 
-    async fn append(&self, entries: Vec<NewAuditEntry>) -> Result<(), HandleError> {
+    async fn append(
+        &self,
+        entries: Vec<NewAuditEntry>,
+        access: Vec<TaskAccess>,
+    ) -> Result<(), HandleError> {
         let count = entries.len();
         let inserted = self
             .db
-            .transaction(move |conn| storage::append(conn, &entries))
+            .transaction(move |conn| {
+                for a in &access {
+                    storage::record_access(conn, a)?;
+                }
+                storage::append(conn, &entries)
+            })
             .await?;
         if inserted < count {
             tracing::debug!(duplicates = count - inserted, "replayed events skipped");
@@ -52,7 +61,8 @@ impl AuditRecorder {
 
 impl EventHandler for AuditRecorder {
     async fn handle(&self, event: &Received) -> Result<(), HandleError> {
-        self.append(vec![Self::entry(event)]).await
+        let access = TaskAccess::of(&event.event).into_iter().collect();
+        self.append(vec![Self::entry(event)], access).await
     }
 
     fn max_batch(&self) -> usize {
@@ -60,6 +70,11 @@ impl EventHandler for AuditRecorder {
     }
 
     async fn handle_batch(&self, events: &[Received]) -> Result<(), HandleError> {
-        self.append(events.iter().map(Self::entry).collect()).await
+        let access = events
+            .iter()
+            .filter_map(|r| TaskAccess::of(&r.event))
+            .collect();
+        self.append(events.iter().map(Self::entry).collect(), access)
+            .await
     }
 }

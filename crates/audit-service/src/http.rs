@@ -110,7 +110,15 @@ async fn task_history(
     let limit = query.limit;
     let first_page = query.after.is_none();
     let rows = db
-        .run(move |conn| storage::history(conn, user.as_deref(), &task_id, &query))
+        .run(move |conn| {
+            // A collaborator reads the whole history of a task shared with them, for as long
+            // as it is; everyone else only their own events.
+            let user = match user {
+                Some(u) if storage::is_collaborator(conn, &u, &task_id)? => None,
+                other => other,
+            };
+            storage::history(conn, user.as_deref(), &task_id, &query)
+        })
         .await
         .map_err(storage_problem)?;
     // Someone else's task and a task that does not exist look the same: 404.

@@ -29,6 +29,95 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    task_access (task_id) {
+        task_id -> Text,
+        version -> BigInt,
+        collaborators -> Text,
+    }
+}
+
+/// Who may read a task's history besides its owner, as of a task event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskAccess {
+    pub task_id: String,
+    pub version: i64,
+    /// The collaborators' user ids.
+    pub collaborators: Vec<String>,
+}
+
+impl TaskAccess {
+    /// What a task event says about who may read the task; `None` for events that cannot
+    /// change it (a task never shared: nothing to record, so most events cost nothing here).
+    pub fn of(event: &events::AnyEvent) -> Option<Self> {
+        use events::AnyEvent as E;
+        let (task_id, version, collaborators, shared) = match event {
+            E::TaskCreated(e) => (&e.task_id, e.version, &e.collaborators, false),
+            E::TaskUpdated(e) => (&e.task_id, e.version, &e.collaborators, false),
+            E::TaskCompleted(e) => (&e.task_id, e.version, &e.collaborators, false),
+            E::TaskDeleted(e) => (&e.task_id, e.version, &e.collaborators, false),
+            E::TaskAssigned(e) => (&e.task_id, e.version, &e.collaborators, false),
+            E::TaskShared(e) => (&e.task_id, e.version, &e.collaborators, true),
+            _ => return None,
+        };
+        (shared || !collaborators.is_empty()).then(|| Self {
+            task_id: task_id.clone(),
+            version,
+            collaborators: collaborators.iter().map(|c| c.user_id.clone()).collect(),
+        })
+    }
+}
+
+/// Record who may read a task, unless a newer version already said so (last writer wins by
+/// version: events of one task travel on different topics).
+pub fn record_access(conn: &mut DbConnection, access: &TaskAccess) -> Result<(), DbError> {
+    use task_access::dsl as t;
+    let stored: Option<i64> = t::task_access
+        .find(&access.task_id)
+        .select(t::version)
+        .first(conn)
+        .optional()?;
+    let collaborators = serde_json::to_string(&access.collaborators).unwrap_or_default();
+    match stored {
+        Some(v) if v >= access.version => {}
+        Some(_) => {
+            diesel::update(t::task_access.find(&access.task_id))
+                .set((
+                    t::version.eq(access.version),
+                    t::collaborators.eq(collaborators),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(t::task_access)
+                .values((
+                    t::task_id.eq(&access.task_id),
+                    t::version.eq(access.version),
+                    t::collaborators.eq(collaborators),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `user` is a collaborator of the task now (its owner reads it through `user_id`).
+pub fn is_collaborator(
+    conn: &mut DbConnection,
+    user: &str,
+    task_id: &str,
+) -> Result<bool, DbError> {
+    use task_access::dsl as t;
+    let stored: Option<String> = t::task_access
+        .find(task_id)
+        .select(t::collaborators)
+        .first(conn)
+        .optional()?;
+    Ok(stored
+        .and_then(|text| serde_json::from_str::<Vec<String>>(&text).ok())
+        .is_some_and(|ids| ids.iter().any(|id| id == user)))
+}
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = audit_events)]
 pub struct NewAuditEntry {

@@ -338,3 +338,72 @@ async fn metrics_show_processed_events_and_consumer_lag() {
     assert_eq!(readyz.status(), 200, "{}", readyz.text().await.unwrap());
     app.stop().await;
 }
+
+/// A collaborator reads the whole history of a task shared with them while it is; once the
+/// share is removed they read nothing of it, and a stranger never does.
+async fn collaborators_read_a_shared_tasks_history(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (owner, stranger) = (user(), user());
+    let created = sample::task_created(&owner);
+    let mut shared = sample::task_shared(&owner);
+    shared.task_id = created.task_id.clone();
+    shared.version = 2;
+    let (viewer, editor) = (
+        shared.collaborators[0].user_id.clone(),
+        shared.collaborators[1].user_id.clone(),
+    );
+    app.publish(&created).await;
+    app.publish(&shared).await;
+    app.wait_for_events(&owner, 2).await;
+    let path = format!("/api/audit/tasks/{}/history", created.task_id);
+    let read = |who: String| {
+        let (app, path) = (&app, &path);
+        async move { app.get(path, Some(&app.token(&who))).await }
+    };
+    for who in [&viewer, &editor] {
+        let history = app.get_json(&path, who).await;
+        let types: Vec<&str> = history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["event_type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["task_created", "task_shared"],
+            "whole history for {who}"
+        );
+    }
+    assert_eq!(read(stranger.clone()).await.status(), 404);
+
+    // The editor's share is removed: from then on they read nothing; the viewer still does.
+    let mut removed = shared.clone();
+    removed.event_id = user();
+    removed.event_timestamp += 1;
+    removed.version = 3;
+    removed.collaborators.truncate(1);
+    removed.role = events::ShareRole::None;
+    app.publish(&removed).await;
+    app.wait_for_events(&owner, 3).await;
+    assert_eq!(read(editor.clone()).await.status(), 404);
+    assert_eq!(read(stranger).await.status(), 404);
+    let history = app.get_json(&path, &viewer).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 3);
+    // A late, older event naming the editor again does not give the history back.
+    let mut late = shared.clone();
+    late.event_id = user();
+    app.publish(&late).await;
+    app.wait_for_events(&owner, 4).await;
+    assert_eq!(read(editor).await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn collaborators_read_a_shared_tasks_history_on_sqlite() {
+    collaborators_read_a_shared_tasks_history(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn collaborators_read_a_shared_tasks_history_on_postgres() {
+    collaborators_read_a_shared_tasks_history(Backend::Postgres).await;
+}
