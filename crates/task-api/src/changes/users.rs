@@ -5,7 +5,7 @@ use events::{
 };
 use service_kit::db::{Database, DbConnection, DbError};
 
-use super::{ChangeError, in_transaction, retrying};
+use super::{ChangeError, retrying};
 use crate::domain::user::{Profile, Registration, UpdateMeRequest, default_channels};
 use crate::storage::is_unique_violation;
 use crate::storage::users::{self, User};
@@ -39,7 +39,7 @@ pub async fn register(
     };
     let stored = user.clone();
     let result = db
-        .transaction(move |conn| {
+        .transaction(move |conn| -> Result<(), DbError> {
             users::insert(conn, &stored)?;
             let p = &stored.profile;
             outbox::enqueue(
@@ -81,7 +81,7 @@ pub struct LoginAttempt {
 
 /// Announce a login attempt (every attempt, whatever its outcome).
 pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), ChangeError> {
-    db.transaction(move |conn| {
+    db.transaction(move |conn| -> Result<(), ChangeError> {
         outbox::enqueue(
             conn,
             &UserAuthenticatedEvent {
@@ -94,10 +94,10 @@ pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), Ch
                 user_agent: attempt.user_agent.clone(),
             },
             Some(&attempt.traceparent),
-        )
+        )?;
+        Ok(())
     })
     .await
-    .map_err(ChangeError::from)
 }
 
 fn update_in(
@@ -105,16 +105,13 @@ fn update_in(
     user_id: &str,
     req: &UpdateMeRequest,
     traceparent: &str,
-) -> Result<Result<User, ChangeError>, DbError> {
+) -> Result<User, ChangeError> {
     let Some(user) = users::by_id(conn, user_id)? else {
-        return Ok(Err(ChangeError::NotFound("user")));
+        return Err(ChangeError::NotFound("user"));
     };
-    let profile = match user.profile.apply(req) {
-        Ok(p) => p,
-        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
-    };
+    let profile = user.profile.apply(req)?;
     if profile == user.profile {
-        return Ok(Ok(user));
+        return Ok(user);
     }
     let next = User {
         profile,
@@ -123,7 +120,7 @@ fn update_in(
         ..user.clone()
     };
     if !users::update_profile(conn, &next, user.version)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     let p = &next.profile;
     outbox::enqueue(
@@ -141,7 +138,7 @@ fn update_in(
         },
         Some(traceparent),
     )?;
-    Ok(Ok(next))
+    Ok(next)
 }
 
 /// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.
@@ -153,7 +150,7 @@ pub async fn update_profile(
 ) -> Result<User, ChangeError> {
     retrying(|| {
         let (user_id, req, tp) = (user_id.clone(), req.clone(), traceparent.clone());
-        in_transaction(db, move |conn| update_in(conn, &user_id, &req, &tp))
+        db.transaction(move |conn| update_in(conn, &user_id, &req, &tp))
     })
     .await
 }
