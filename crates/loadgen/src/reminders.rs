@@ -616,6 +616,8 @@ fn sample_notice(i: usize) -> Notice {
     let task_id = uuid::Uuid::new_v4().to_string();
     let reminder_id = events::ids::reminder_id(&task_id, now, Email).to_string();
     Notice {
+        kind: notification_service::domain::message::NoticeKind::Reminder,
+        actor_name: None,
         notification_id: events::ids::notification_id(&reminder_id, Email).to_string(),
         reminder_id,
         user_id: uuid::Uuid::new_v4().to_string(),

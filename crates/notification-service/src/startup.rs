@@ -13,7 +13,7 @@ use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http as kit_http;
 use service_kit::metrics::Metrics;
-use service_kit::outbox::{self, OutboxMetrics, OutboxRelay, RelaySettings};
+use service_kit::outbox::{RelaySettings, RunningOutbox};
 use service_kit::shutdown::Shutdown;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -35,9 +35,6 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES_MIGRATIONS,
 };
 
-/// How long published outbox rows are kept (for inspection).
-const OUTBOX_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
 pub struct Application {
     port: u16,
     server: Server,
@@ -46,9 +43,7 @@ pub struct Application {
     db: Database,
     scheduler: JoinHandle<ReminderScheduler>,
     worker: JoinHandle<DeliveryWorker>,
-    relay_stop: Shutdown,
-    relay: JoinHandle<()>,
-    monitor: JoinHandle<()>,
+    outbox: RunningOutbox,
     shutdown_timeout: Duration,
 }
 
@@ -70,37 +65,22 @@ impl Application {
         }
         let metrics = Metrics::new();
         let own = NotificationMetrics::register(&metrics);
-        let outbox_metrics = OutboxMetrics::register(&metrics, Service::NotificationService);
         let shutdown = Shutdown::new();
-        // The relay stops after the scheduler and the deliveries, to publish what they wrote.
-        let relay_stop = Shutdown::new();
-        let relay_db = {
-            let db = db.clone();
-            tokio::task::spawn_blocking(move || db.dedicated(2))
-                .await?
-                .context("opening the outbox relay's connections")?
-        };
-        let relay = OutboxRelay::new(
-            relay_db,
+        // The outbox stops after the scheduler and the deliveries, to publish what they wrote.
+        let outbox = RunningOutbox::start(
+            &db,
+            Service::NotificationService,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
-            Service::NotificationService,
+            &metrics,
             RelaySettings::default(),
-            outbox_metrics.clone(),
         )
-        .context("creating the outbox relay's Kafka producer")?;
+        .await?;
         let (scheduler_wake, delivery_wake, relay_wake) = (
             Arc::new(Notify::new()),
             Arc::new(Notify::new()),
-            relay.waker(),
+            outbox.waker(),
         );
-        let relay = tokio::spawn(relay.run(relay_stop.clone()));
-        let monitor = tokio::spawn(outbox::monitor(
-            db.clone(),
-            outbox_metrics,
-            OUTBOX_RETENTION,
-            relay_stop.clone(),
-        ));
 
         let channels = Channels {
             email: EmailSender::new(&config.smtp, config.delivery.concurrency as u32)
@@ -166,9 +146,7 @@ impl Application {
             db,
             scheduler,
             worker,
-            relay_stop,
-            relay,
-            monitor,
+            outbox,
             shutdown_timeout: config.common.shutdown_timeout,
         })
     }
@@ -199,9 +177,7 @@ impl Application {
         if let Ok(worker) = self.worker.await {
             worker.finish_in_flight(self.shutdown_timeout).await;
         }
-        self.relay_stop.trigger();
-        let _ = self.relay.await;
-        let _ = self.monitor.await;
+        self.outbox.stop().await;
         let _ = server.await;
         tracing::info!("notification-service stopped");
         Ok(())

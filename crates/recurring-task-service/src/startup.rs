@@ -11,7 +11,7 @@ use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http as kit_http;
 use service_kit::metrics::Metrics;
-use service_kit::outbox::{self, OutboxMetrics, OutboxRelay, RelaySettings};
+use service_kit::outbox::{RelaySettings, RunningOutbox};
 use service_kit::shutdown::Shutdown;
 
 use crate::config::Config;
@@ -26,16 +26,11 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES_MIGRATIONS,
 };
 
-/// How long published outbox rows are kept (for inspection).
-const OUTBOX_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
-
 pub struct Application {
     port: u16,
     server: Server,
     consumer: ConsumerRuntime,
-    relay: tokio::task::JoinHandle<()>,
-    monitor: tokio::task::JoinHandle<()>,
-    relay_stop: Shutdown,
+    outbox: RunningOutbox,
     shutdown: Shutdown,
     db: Database,
 }
@@ -50,38 +45,21 @@ impl Application {
         let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
         let metrics = Metrics::new();
         let series_metrics = SeriesMetrics::register(&metrics);
-        let outbox_metrics = OutboxMetrics::register(&metrics, Service::RecurringTaskService);
         let shutdown = Shutdown::new();
-
-        let relay_db = {
-            let db = db.clone();
-            tokio::task::spawn_blocking(move || db.dedicated(2))
-                .await?
-                .context("opening the outbox relay's connections")?
-        };
-        let relay = OutboxRelay::new(
-            relay_db,
+        // Its first round publishes whatever a previous run recorded but did not publish.
+        let outbox = RunningOutbox::start(
+            &db,
+            Service::RecurringTaskService,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
-            Service::RecurringTaskService,
+            &metrics,
             RelaySettings {
                 poll_interval: config.relay_interval,
                 ..RelaySettings::default()
             },
-            outbox_metrics.clone(),
         )
-        .context("creating the outbox relay's Kafka producer")?;
-        // Whatever a previous run recorded but did not publish goes out first.
-        let wake = relay.waker();
-        wake.notify_one();
-        let relay_stop = Shutdown::new();
-        let relay = tokio::spawn(relay.run(relay_stop.clone()));
-        let monitor = tokio::spawn(outbox::monitor(
-            db.clone(),
-            outbox_metrics,
-            OUTBOX_RETENTION,
-            relay_stop.clone(),
-        ));
+        .await?;
+        let wake = outbox.waker();
 
         let mut settings = ConsumerSettings::for_service(
             Service::RecurringTaskService,
@@ -114,9 +92,7 @@ impl Application {
             port,
             server,
             consumer,
-            relay,
-            monitor,
-            relay_stop,
+            outbox,
             shutdown,
             db,
         })
@@ -145,9 +121,7 @@ impl Application {
         handle.stop(true).await;
         self.consumer.join().await;
         // Only now: the consumer's last completions may have recorded next occurrences.
-        self.relay_stop.trigger();
-        let _ = self.relay.await;
-        let _ = self.monitor.await;
+        self.outbox.stop().await;
         let _ = server.await;
         tracing::info!("recurring-task-service stopped");
         Ok(())

@@ -89,6 +89,51 @@ impl DbError {
             _ => false,
         }
     }
+
+    /// SQLite refused a write because another connection holds (or changed) the database.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if is_busy(info.message()))
+    }
+}
+
+/// The error of work run in a transaction: the caller's own, built from a [`DbError`] by `?`.
+/// The transaction only needs to see the storage error it may carry, to run the work again
+/// when SQLite was busy.
+pub trait TransactionError: From<DbError> {
+    /// The storage failure this error is, if it is one.
+    fn db_error(&self) -> Option<&DbError>;
+}
+
+impl TransactionError for DbError {
+    fn db_error(&self) -> Option<&DbError> {
+        Some(self)
+    }
+}
+
+/// Run `f` in a transaction on `conn` (a savepoint when one is open), committed when `f`
+/// returns `Ok`, rolled back on any error. Diesel's own wrapper wants an error it can build
+/// from its own errors (a failed BEGIN or COMMIT); the caller's error need only come from a
+/// [`DbError`].
+pub fn within_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    E: From<DbError>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+{
+    enum Failure<E> {
+        Caller(E),
+        Storage(diesel::result::Error),
+    }
+    impl<E> From<diesel::result::Error> for Failure<E> {
+        fn from(e: diesel::result::Error) -> Self {
+            Failure::Storage(e)
+        }
+    }
+    conn.transaction::<T, Failure<E>, _>(|c| f(c).map_err(Failure::Caller))
+        .map_err(|failure| match failure {
+            Failure::Caller(e) => e,
+            Failure::Storage(e) => E::from(DbError::Query(e)),
+        })
 }
 
 fn is_busy(message: &str) -> bool {
@@ -236,19 +281,22 @@ impl Database {
 
     /// Run `f` in a transaction, retrying a bounded number of times when SQLite reports the
     /// database busy (a deferred transaction that must upgrade to a write lock).
-    pub async fn transaction<T, F>(&self, f: F) -> Result<T, DbError>
+    ///
+    /// `f` ends with the caller's own error (a domain refusal beside storage failures, say), so
+    /// a change function returns one `Result`; any error rolls the transaction back.
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        E: TransactionError + Send + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
-        self.run(move |conn| {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
             let mut attempt = 0;
             loop {
-                let result = conn.transaction(|c| f(c));
-                match result {
-                    Err(DbError::Query(diesel::result::Error::DatabaseError(_, ref info)))
-                        if is_busy(info.message()) && attempt < 20 =>
-                    {
+                match within_transaction(&mut conn, &f) {
+                    Err(e) if e.db_error().is_some_and(DbError::is_busy) && attempt < 20 => {
                         attempt += 1;
                         std::thread::sleep(Duration::from_millis(5 * attempt));
                     }
@@ -257,6 +305,7 @@ impl Database {
             }
         })
         .await
+        .unwrap_or_else(|e| Err(DbError::Unavailable(format!("database task failed: {e}")).into()))
     }
 
     /// Whether a connection can run a trivial query (for `/readyz`).
@@ -314,16 +363,17 @@ pub fn claim_event(
 
 /// Apply `effects` once per `(consumer, event_id)`: the inbox row and the effects commit in one
 /// transaction. Returns `None` when the event had already been applied.
-pub async fn apply_once<T, F>(
+pub async fn apply_once<T, E, F>(
     db: &Database,
     consumer: &'static str,
     event_id: String,
     topic: &'static str,
     effects: F,
-) -> Result<Option<T>, DbError>
+) -> Result<Option<T>, E>
 where
     T: Send + 'static,
-    F: Fn(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    E: TransactionError + Send + 'static,
+    F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
 {
     db.transaction(move |conn| {
         if claim_event(conn, consumer, &event_id, topic)? {

@@ -1,20 +1,23 @@
 //! The shared outbox against the real cluster and registry, on SQLite and PostgreSQL: rows leave
 //! in order per key and are marked sent once acknowledged; nothing is lost while Kafka is
-//! unreachable; two relays on one PostgreSQL database publish each row once and in order; a row
-//! that can never be published is set aside and the rows behind it go on.
+//! unreachable, nor when a relay's process is killed (SIGKILL) mid-drain; two relays on one
+//! PostgreSQL database publish each row once and in order; a row that can never be published is
+//! set aside and the rows behind it go on.
 //!
-//! (A relay killed mid-round is covered with the real task-api process in
-//! crates/task-api/tests/process.rs: the rows it had not marked are published after restart.)
+//! (A full outage of a running cluster is the reliability suite's scenario 2, which owns the
+//! cluster: crates/system-tests/tests/chaos.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use events::{Event, EventCodec, Service, TaskCreatedEvent, Topic};
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
+use service_kit::config::DatabaseUrl;
 use service_kit::db::{Database, KIT_ONLY};
 use service_kit::metrics::Metrics;
 use service_kit::outbox::{self, NewOutboxRow, OutboxMetrics, OutboxRelay, RelaySettings, store};
@@ -23,7 +26,10 @@ use service_kit::testing::{self, Backend};
 const TOPIC: Topic = Topic::TaskCreated;
 
 async fn database(backend: Backend) -> Database {
-    let url = testing::fresh_database(backend);
+    connect(testing::fresh_database(backend)).await
+}
+
+async fn connect(url: DatabaseUrl) -> Database {
     tokio::task::spawn_blocking(move || Database::connect(&url, KIT_ONLY))
         .await
         .unwrap()
@@ -31,6 +37,10 @@ async fn database(backend: Backend) -> Database {
 }
 
 fn relay(db: &Database, bootstrap: &str, metrics: &Metrics) -> OutboxRelay {
+    relay_of(db, bootstrap, metrics, 100)
+}
+
+fn relay_of(db: &Database, bootstrap: &str, metrics: &Metrics, batch_size: i64) -> OutboxRelay {
     let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
     OutboxRelay::new(
         db.clone(),
@@ -38,13 +48,46 @@ fn relay(db: &Database, bootstrap: &str, metrics: &Metrics) -> OutboxRelay {
         codec,
         Service::TaskApi,
         RelaySettings {
-            batch_size: 100,
+            batch_size,
             publish_timeout: Duration::from_secs(10),
             ..RelaySettings::default()
         },
         OutboxMetrics::register(metrics, Service::TaskApi),
     )
     .unwrap()
+}
+
+/// Like [`write_events`], all in one transaction (many rows, quickly).
+async fn write_events_at_once(
+    db: &Database,
+    users: &[String],
+    per_user: usize,
+) -> Vec<TaskCreatedEvent> {
+    let mut written = Vec::new();
+    for i in 0..per_user {
+        for user in users {
+            let mut e = events::sample::task_created(user);
+            e.title = format!("outbox kill test {i}");
+            written.push(e);
+        }
+    }
+    let rows: Vec<NewOutboxRow> = written
+        .iter()
+        .map(|e| NewOutboxRow::of(e, None).unwrap())
+        .collect();
+    db.transaction(move |conn| store::insert(conn, &rows))
+        .await
+        .unwrap();
+    written
+}
+
+async fn rows_sent(db: &Database) -> usize {
+    db.run(store::all)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.sent_at.is_some())
+        .count()
 }
 
 /// `per_user` events for each of `users` users, written in one transaction per event, in an
@@ -69,19 +112,38 @@ fn start_marks() -> Vec<i64> {
     testing::end_offsets(TOPIC.name(), TOPIC.spec().partitions)
 }
 
-/// The event ids of `wanted` read back from the topic, in topic order per key.
+/// The event ids of `wanted` read back from the topic, in topic order per key, once
+/// `at_least` of them were read.
 async fn read_back(
     from: Vec<i64>,
     wanted: &HashSet<String>,
     at_least: usize,
 ) -> HashMap<String, Vec<String>> {
+    read_back_until(from, wanted, move |ids| ids.count() >= at_least).await
+}
+
+/// [`read_back`] until every one of `wanted` was read, however many copies came before.
+async fn read_back_all(from: Vec<i64>, wanted: &HashSet<String>) -> HashMap<String, Vec<String>> {
+    let n = wanted.len();
+    read_back_until(from, wanted, move |ids| {
+        ids.collect::<HashSet<String>>().len() >= n
+    })
+    .await
+}
+
+async fn read_back_until(
+    from: Vec<i64>,
+    wanted: &HashSet<String>,
+    enough: impl Fn(&mut dyn Iterator<Item = String>) -> bool + Send + 'static,
+) -> HashMap<String, Vec<String>> {
     let codec_wanted = wanted.clone();
     let messages: Vec<OwnedMessage> = tokio::task::spawn_blocking(move || {
         testing::read_until(TOPIC.name(), &from, Duration::from_secs(60), move |seen| {
-            seen.iter()
-                .filter(|m| event_id_of(m).is_some_and(|id| codec_wanted.contains(&id)))
-                .count()
-                >= at_least
+            let mut ids = seen
+                .iter()
+                .filter_map(event_id_of)
+                .filter(|id| codec_wanted.contains(id));
+            enough(&mut ids)
         })
     })
     .await
@@ -164,9 +226,8 @@ async fn rows_leave_in_order_per_key_and_are_marked_sent_on_postgres() {
     publishes_in_order_per_key_and_marks_sent(Backend::Postgres).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn nothing_is_lost_while_kafka_is_unreachable() {
-    let db = database(Backend::Sqlite).await;
+async fn nothing_is_lost_while_kafka_is_unreachable(backend: Backend) {
+    let db = database(backend).await;
     let users = vec![uuid::Uuid::new_v4().to_string()];
     let marks = start_marks();
     let written = write_events(&db, &users, 20).await;
@@ -182,7 +243,112 @@ async fn nothing_is_lost_while_kafka_is_unreachable() {
     assert_eq!(relay.drain().await.unwrap(), 20);
     let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
     let got = read_back(marks, &ids, ids.len()).await;
-    assert_eq!(got, expected_by_key(&written));
+    assert_eq!(got, expected_by_key(&written), "{backend:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_while_kafka_is_unreachable_on_sqlite() {
+    nothing_is_lost_while_kafka_is_unreachable(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_while_kafka_is_unreachable_on_postgres() {
+    nothing_is_lost_while_kafka_is_unreachable(Backend::Postgres).await;
+}
+
+/// Environment of the relay process [`relay_process`] runs: the database it drains.
+const CHILD_SQLITE: &str = "OUTBOX_TEST_RELAY_SQLITE";
+const CHILD_POSTGRES: &str = "OUTBOX_TEST_RELAY_POSTGRES";
+
+/// Not a test of its own: the relay process that
+/// `nothing_is_lost_when_the_relay_process_is_killed_mid_drain` starts (this test binary, run
+/// again with `--ignored --exact relay_process`) and kills. Small batches: many rounds, so the
+/// kill lands between two of them or inside one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the relay process of the SIGKILL test, started by it"]
+async fn relay_process() {
+    let url = match (std::env::var(CHILD_SQLITE), std::env::var(CHILD_POSTGRES)) {
+        (Ok(path), _) => DatabaseUrl::Sqlite(path),
+        (_, Ok(url)) => DatabaseUrl::Postgres(url),
+        _ => panic!("run by the SIGKILL test, which names the database"),
+    };
+    let db = connect(url).await;
+    let relay = relay_of(&db, &testing::bootstrap_servers(), &Metrics::new(), 25);
+    relay.run(service_kit::shutdown::Shutdown::new()).await;
+}
+
+/// A relay's process is killed (SIGKILL) while it drains a backlog: rows it had not marked sent
+/// stay, and another relay publishes them; every event reaches the topic, in order per key (a
+/// row acknowledged but not yet marked may be published again: the same event, which consumers
+/// drop by its id).
+async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain(backend: Backend) {
+    let url = testing::fresh_database(backend);
+    let db = connect(url.clone()).await;
+    let users: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let marks = start_marks();
+    let written = write_events_at_once(&db, &users, 1000).await;
+    let total = written.len();
+
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["--ignored", "--exact", "relay_process", "--nocapture"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match &url {
+        DatabaseUrl::Sqlite(path) => child.env(CHILD_SQLITE, path),
+        DatabaseUrl::Postgres(u) => child.env(CHILD_POSTGRES, u),
+    };
+    let mut child = child.spawn().unwrap();
+    let sent_before_kill = testing::wait_for(
+        "the relay process to publish some rows",
+        Duration::from_secs(60),
+        || async { Some(rows_sent(&db).await).filter(|n| *n > 0) },
+    )
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let sent_at_kill = rows_sent(&db).await;
+    eprintln!("{backend:?}: relay process killed with {sent_at_kill} of {total} rows marked sent");
+    assert!(
+        sent_at_kill < total,
+        "the relay was killed mid-drain ({sent_before_kill} then {sent_at_kill} of {total} sent)"
+    );
+
+    let relay = relay(&db, &testing::bootstrap_servers(), &Metrics::new());
+    let rest = relay.drain().await.unwrap();
+    assert_eq!(rows_sent(&db).await, total, "{backend:?}");
+    assert_eq!(rest, total - sent_at_kill, "{backend:?}");
+
+    let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
+    let got = read_back_all(marks, &ids).await;
+    // Per key, the first copy of each event in topic order is the written order.
+    let expected = expected_by_key(&written);
+    assert_eq!(got.len(), expected.len(), "{backend:?}: keys");
+    for (key, seen) in got {
+        let copies = seen.len();
+        let mut once = HashSet::new();
+        let firsts: Vec<String> = seen
+            .into_iter()
+            .filter(|id| once.insert(id.clone()))
+            .collect();
+        assert!(
+            firsts == expected[&key],
+            "{backend:?} key {key}: {} events ({copies} messages) read, {} written, in order: {}",
+            firsts.len(),
+            expected[&key].len(),
+            firsts.iter().zip(&expected[&key]).all(|(a, b)| a == b)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain_on_sqlite() {
+    nothing_is_lost_when_the_relay_process_is_killed_mid_drain(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain_on_postgres() {
+    nothing_is_lost_when_the_relay_process_is_killed_mid_drain(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -72,6 +72,7 @@ impl OutboxSettings {
             batch_size: self.batch_size,
             poll_interval: self.poll_interval,
             publish_timeout: self.publish_timeout,
+            retention: self.retention,
             ..Default::default()
         }
     }

@@ -12,7 +12,7 @@ use service_kit::consumer::{ConsumerRuntime, ConsumerSettings};
 use service_kit::db::{Database, Migrations};
 use service_kit::http::{self as kit_http, Readiness};
 use service_kit::metrics::Metrics;
-use service_kit::outbox::{self, OutboxMetrics, OutboxRelay};
+use service_kit::outbox::RunningOutbox;
 use service_kit::shutdown::Shutdown;
 use tokio::task::JoinHandle;
 use utoipa::OpenApi;
@@ -39,9 +39,8 @@ pub struct Application {
     server: Server,
     consumer: ConsumerRuntime,
     shutdown: Shutdown,
-    relay_stop: Shutdown,
-    relay: JoinHandle<()>,
-    monitor: JoinHandle<()>,
+    outbox: RunningOutbox,
+    janitor_stop: Shutdown,
     janitor: JoinHandle<()>,
     db: Database,
 }
@@ -55,37 +54,21 @@ impl Application {
             .context("opening the database")?;
         let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
         let metrics = Metrics::new();
-        let outbox_metrics = OutboxMetrics::register(&metrics, Service::TaskApi);
         let shutdown = Shutdown::new();
-        let relay_stop = Shutdown::new();
-
-        // The relay holds its connection for a whole round; with a pool of its own it never
-        // waits behind the API's requests (which kept it from publishing for seconds under load).
-        let relay_db = {
-            let db = db.clone();
-            tokio::task::spawn_blocking(move || db.dedicated(2))
-                .await?
-                .context("opening the outbox relay's connections")?
-        };
-        let outbox_relay = OutboxRelay::new(
-            relay_db,
+        let outbox = RunningOutbox::start(
+            &db,
+            Service::TaskApi,
             &config.common.kafka_bootstrap_servers,
             codec.clone(),
-            Service::TaskApi,
+            &metrics,
             config.outbox.relay_settings(),
-            outbox_metrics.clone(),
-        )?;
-        let wakeup = outbox_relay.waker();
-        let relay = tokio::spawn(outbox_relay.run(relay_stop.clone()));
-        let monitor = tokio::spawn(outbox::monitor(
-            db.clone(),
-            outbox_metrics,
-            config.outbox.retention,
-            relay_stop.clone(),
-        ));
+        )
+        .await?;
+        let wakeup = outbox.waker();
+        let janitor_stop = Shutdown::new();
         let janitor = tokio::spawn(crate::storage::idempotency::expire_periodically(
             db.clone(),
-            relay_stop.clone(),
+            janitor_stop.clone(),
         ));
 
         let mut settings =
@@ -146,9 +129,8 @@ impl Application {
             server,
             consumer,
             shutdown,
-            relay_stop,
-            relay,
-            monitor,
+            outbox,
+            janitor_stop,
             janitor,
             db,
         })
@@ -175,9 +157,8 @@ impl Application {
         self.shutdown.wait().await;
         tracing::info!("stopping: HTTP server, outbox relay, consumer");
         handle.stop(true).await;
-        self.relay_stop.trigger();
-        let _ = self.relay.await;
-        let _ = self.monitor.await;
+        self.outbox.stop().await;
+        self.janitor_stop.trigger();
         let _ = self.janitor.await;
         self.consumer.join().await;
         let _ = server.await;

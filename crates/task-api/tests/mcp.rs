@@ -179,10 +179,12 @@ async fn an_assistant_changes_tasks_through_mcp_tools_as_rest_does() {
         ("MCP_URL", &url),
         ("TOKEN_A", &a.token),
         ("TOKEN_B", &b.token),
+        ("EMAIL_B", &b.email),
         ("RUN", &run),
     ]);
     eprintln!("MCP session over streamable HTTP: {summary}");
-    assert_eq!(summary["tool_count"], 9);
+    assert_eq!(summary["tool_count"], 11);
+    assert!(summary["shared_id"].is_string(), "the sharing session ran");
 
     // One event per change, each as the REST path makes it.
     let task_id = summary["task_id"].as_str().unwrap();

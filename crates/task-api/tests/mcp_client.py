@@ -32,6 +32,8 @@ EXPECTED_TOOLS = {
     "get_task": {"id"},
     "task_history": {"id"},
     "preview_recurrence": set(),
+    "share_task": {"id", "email", "role"},
+    "assign_task": {"id"},
 }
 
 
@@ -171,6 +173,39 @@ async def session_of_user_b(out):
         check(found["items"] == [], f"B sees A's tasks: {found}")
 
 
+async def sharing_session(out):
+    """A shares a task with B (EMAIL_B) as editor; B reads it, takes it, may not share it; A stops
+    sharing and B no longer sees it. What B may do is what REST allows (crates/task-api/tests/sharing.rs)."""
+    run = os.environ["RUN"]
+    email_b = os.environ["EMAIL_B"]
+    async with client_for(os.environ["TOKEN_A"]) as a:
+        task = ok(await a.call_tool("add_task", {"title": f"Shared {run}"}), "shared add")
+        share = ok(await a.call_tool("share_task", {"id": task["id"], "email": email_b, "role": "editor"}), "share_task")
+        check(share["status"] == "active" and share["role"] == "editor", share)
+        invited = ok(await a.call_tool("share_task", {"id": task["id"], "email": f"nobody-{run}@example.com",
+                                                      "role": "viewer"}), "invite")
+        check(invited["status"] == "pending" and invited["user_id"] is None, invited)
+        bad = await a.call_tool("share_task", {"id": task["id"], "email": email_b, "role": "boss"})
+        check(bad.is_error and "role" in text_of(bad), f"a bad role: {text_of(bad)}")
+    async with client_for(os.environ["TOKEN_B"]) as b:
+        seen = ok(await b.call_tool("get_task", {"id": task["id"]}), "B get shared")
+        check(seen["role"] == "editor", seen)
+        mine = ok(await b.call_tool("assign_task", {"id": task["id"], "assignee": "me"}), "B takes it")
+        check(mine["assignee_id"] == share["user_id"], mine)
+        found = ok(await b.call_tool("find_tasks", {"owner": "others", "assignee": "me"}), "B find")
+        check([t["id"] for t in found["items"]] == [task["id"]], found)
+        reshare = await b.call_tool("share_task", {"id": task["id"], "email": f"x-{run}@example.com", "role": "viewer"})
+        check(reshare.is_error and "Not found" in text_of(reshare), f"B shares A's task: {text_of(reshare)}")
+    async with client_for(os.environ["TOKEN_A"]) as a:
+        ok(await a.call_tool("share_task", {"id": task["id"], "email": email_b, "role": "none"}), "unshare")
+        back = ok(await a.call_tool("get_task", {"id": task["id"]}), "A after unshare")
+        check(back["assignee_id"] is None and back["collaborators"] == [], f"unsharing the assignee unassigns: {back}")
+    async with client_for(os.environ["TOKEN_B"]) as b:
+        gone = await b.call_tool("get_task", {"id": task["id"]})
+        check(gone.is_error and "Not found" in text_of(gone), f"B after unshare: {text_of(gone)}")
+    out["shared_id"] = task["id"]
+
+
 async def ten_call_session(out):
     """What an assistant's session of ten tool calls costs end to end: connect, ten calls, close."""
     run = os.environ["RUN"]
@@ -217,6 +252,8 @@ async def main():
     else:
         await session_of_user_a(out)
         await session_of_user_b(out)
+        if os.environ.get("EMAIL_B"):
+            await sharing_session(out)
         await ten_call_session(out)
     json.dump(out, sys.stdout)
 

@@ -237,7 +237,7 @@ async fn an_assistant_uses_the_tools_over_stdio_through_todoctl_mcp() {
     );
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     eprintln!("MCP session over stdio (todoctl mcp): {summary}");
-    assert_eq!(summary["tool_count"], 9);
+    assert_eq!(summary["tool_count"], 11);
     let kept = app
         .get_json(
             &a,

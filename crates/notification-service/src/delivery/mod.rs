@@ -332,7 +332,7 @@ async fn record(shared: &Shared, row: &DeliveryRow, attempts: i32, verdict: Verd
     let verdict = Arc::new(verdict);
     for tries in 1..=RECORD_TRIES {
         let (row, for_tx) = (row.clone(), verdict.clone());
-        let result = shared
+        let result: Result<bool, DbError> = shared
             .db
             .transaction(move |conn| {
                 let now = events::now_millis();

@@ -2,18 +2,21 @@
 //! `event_outbox` table in its own transaction ([`enqueue`]), and the [`OutboxRelay`] publishes
 //! them in order with the idempotent producer, marking each sent only after the brokers
 //! acknowledged it. [`monitor`] keeps the backlog gauges and deletes what was sent long ago.
+//! A service starts both, and stops them last, with [`RunningOutbox`].
 //!
 //! One table (created by the kit's migrations in every service's database), one relay, one set
 //! of metrics labelled with the service (`outbox_backlog_rows{service=…}`, …).
 
 mod metrics;
 mod relay;
+mod running;
 pub mod store;
 
 use events::{AnyEvent, Event};
 
 pub use metrics::OutboxMetrics;
 pub use relay::{OutboxRelay, RelayError, RelaySettings, Round, monitor};
+pub use running::RunningOutbox;
 pub use store::{Backlog, NewOutboxRow, OutboxRow};
 
 use crate::db::{DbConnection, DbError};

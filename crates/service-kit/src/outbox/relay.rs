@@ -54,6 +54,8 @@ pub struct RelaySettings {
     pub publish_timeout: Duration,
     /// Backoff between failed rounds.
     pub backoff: RetryPolicy,
+    /// How long sent rows are kept (for inspection) before the monitor deletes them.
+    pub retention: Duration,
 }
 
 impl Default for RelaySettings {
@@ -67,6 +69,7 @@ impl Default for RelaySettings {
                 max_delay: Duration::from_secs(5),
                 max_attempts: u32::MAX,
             },
+            retention: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

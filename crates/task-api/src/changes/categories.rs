@@ -1,9 +1,9 @@
 //! Category changes. Categories have no topic of their own: tasks carry their `category_id`.
 
 use events::now_millis;
-use service_kit::db::{Database, DbConnection, DbError};
+use service_kit::db::{Database, DbConnection};
 
-use super::{ChangeError, in_transaction};
+use super::ChangeError;
 use crate::domain::invalid;
 use crate::storage::categories::{self, Category};
 use crate::storage::{is_unique_violation, tasks};
@@ -31,18 +31,15 @@ fn name_taken() -> ChangeError {
     }
 }
 
-fn create_in(
-    conn: &mut DbConnection,
-    category: &Category,
-) -> Result<Result<Category, ChangeError>, DbError> {
+fn create_in(conn: &mut DbConnection, category: &Category) -> Result<Category, ChangeError> {
     if categories::count(conn, &category.user_id)? >= MAX_CATEGORIES {
-        return Ok(Err(ChangeError::Conflict {
+        return Err(ChangeError::Conflict {
             slug: "too-many-categories",
             detail: format!("at most {MAX_CATEGORIES} categories per user"),
-        }));
+        });
     }
     categories::insert(conn, category)?;
-    Ok(Ok(category.clone()))
+    Ok(category.clone())
 }
 
 pub async fn create(db: &Database, user_id: &str, name: &str) -> Result<Category, ChangeError> {
@@ -54,7 +51,7 @@ pub async fn create(db: &Database, user_id: &str, name: &str) -> Result<Category
         created_at: now,
         updated_at: now,
     };
-    match in_transaction(db, move |conn| create_in(conn, &category)).await {
+    match db.transaction(move |conn| create_in(conn, &category)).await {
         Err(ChangeError::Storage(e)) if is_unique_violation(&e) => Err(name_taken()),
         other => other,
     }
@@ -68,13 +65,14 @@ pub async fn rename(
 ) -> Result<Category, ChangeError> {
     let name = parse_name(name)?;
     let (user_id, id) = (user_id.to_owned(), id.to_owned());
-    let result = in_transaction(db, move |conn| {
-        if !categories::rename(conn, &user_id, &id, &name, now_millis())? {
-            return Ok(Err(ChangeError::NotFound("category")));
-        }
-        Ok(categories::get(conn, &user_id, &id)?.ok_or(ChangeError::NotFound("category")))
-    })
-    .await;
+    let result = db
+        .transaction(move |conn| {
+            if !categories::rename(conn, &user_id, &id, &name, now_millis())? {
+                return Err(ChangeError::NotFound("category"));
+            }
+            categories::get(conn, &user_id, &id)?.ok_or(ChangeError::NotFound("category"))
+        })
+        .await;
     match result {
         Err(ChangeError::Storage(e)) if is_unique_violation(&e) => Err(name_taken()),
         other => other,
@@ -85,19 +83,19 @@ pub async fn rename(
 /// rather than silently rewriting the user's tasks).
 pub async fn delete(db: &Database, user_id: &str, id: &str) -> Result<(), ChangeError> {
     let (user_id, id) = (user_id.to_owned(), id.to_owned());
-    in_transaction(db, move |conn| {
+    db.transaction(move |conn| {
         if categories::get(conn, &user_id, &id)?.is_none() {
-            return Ok(Err(ChangeError::NotFound("category")));
+            return Err(ChangeError::NotFound("category"));
         }
         let used = tasks::count_in_category(conn, &user_id, &id)?;
         if used > 0 {
-            return Ok(Err(ChangeError::Conflict {
+            return Err(ChangeError::Conflict {
                 slug: "category-in-use",
                 detail: format!("{used} task(s) are in this category; move them first"),
-            }));
+            });
         }
         categories::delete(conn, &user_id, &id)?;
-        Ok(Ok(()))
+        Ok(())
     })
     .await
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::Connection;
-use service_kit::db::{Backend, Database, DbConnection, DbError};
+use service_kit::db::{Backend, Database, DbConnection, DbError, within_transaction};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ChangeError;
@@ -77,8 +77,8 @@ impl GroupCommit {
         Self { jobs }
     }
 
-    /// Run a change in the next batch, as [`super::in_transaction`] runs it alone: the domain
-    /// outcome travels beside the storage result, and a refused change writes nothing.
+    /// Run a change in the next batch, in a savepoint of its own: any error (a refusal or a
+    /// storage failure) rolls back that savepoint only.
     ///
     /// A change that lost a deadlock against another batch (PostgreSQL: two batches inserting
     /// the same Idempotency-Keys in opposite orders) is run again in a later batch, once the
@@ -86,7 +86,7 @@ impl GroupCommit {
     pub async fn run<T, F>(&self, change: F) -> Result<T, ChangeError>
     where
         T: Send + 'static,
-        F: Fn(&mut DbConnection) -> Result<Result<T, ChangeError>, DbError> + Send + Sync + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, ChangeError> + Send + Sync + 'static,
     {
         let change = Arc::new(change);
         let mut attempt = 0;
@@ -104,7 +104,7 @@ impl GroupCommit {
     async fn run_once<T, F>(&self, change: Arc<F>) -> Result<T, ChangeError>
     where
         T: Send + 'static,
-        F: Fn(&mut DbConnection) -> Result<Result<T, ChangeError>, DbError> + Send + Sync + 'static,
+        F: Fn(&mut DbConnection) -> Result<T, ChangeError> + Send + Sync + 'static,
     {
         let (reply, answer) = oneshot::channel();
         // Shared with every answer a run leaves, so a batch run again does not drop it.
@@ -119,7 +119,8 @@ impl GroupCommit {
                 }
             }),
             run: Box::new(move |conn| {
-                let outcome = in_savepoint(conn, &*change);
+                // A savepoint of the batch's transaction: a failing change is rolled back alone.
+                let outcome = within_transaction(conn, &*change);
                 let busy = matches!(&outcome, Err(ChangeError::Storage(e)) if is_busy(e));
                 let reply = reply.clone();
                 let answer: Answer = Box::new(move |commit_failed: Option<&str>| {
@@ -153,24 +154,9 @@ fn is_conflict(e: &DbError) -> bool {
 }
 
 fn is_busy(e: &DbError) -> bool {
-    matches!(e, DbError::Query(diesel::result::Error::DatabaseError(_, info))
-        if info.message().contains("database is locked") || info.message().contains("busy"))
-}
-
-/// Run one change in a savepoint: rolled back alone when it fails on storage.
-fn in_savepoint<T, F>(conn: &mut DbConnection, change: &F) -> Result<T, ChangeError>
-where
-    F: Fn(&mut DbConnection) -> Result<Result<T, ChangeError>, DbError>,
-{
-    let result = conn.transaction::<_, DbError, _>(|c| match change(c)? {
-        // A storage error inside the domain outcome rolls the savepoint back.
-        Err(ChangeError::Storage(e)) => Err(e),
-        other => Ok(other),
-    });
-    match result {
-        Ok(outcome) => outcome,
-        Err(e) => Err(ChangeError::Storage(e)),
-    }
+    e.is_busy()
+        || matches!(e, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("busy"))
 }
 
 /// Take the next batch: wait for one job, then whatever else is queued (never waiting for

@@ -1,6 +1,10 @@
 //! Every change a client can make, each as one database transaction that writes the change and
 //! the event announcing it (the outbox). Nothing here publishes: the relay does, after commit.
 //! Task changes share transactions with concurrent ones through [`group_commit`].
+//!
+//! A change returns one `Result<_, ChangeError>`: the domain's refusals and storage failures
+//! alike roll its transaction back (a refusal wrote nothing anyway). Only the HTTP edge (and
+//! MCP's) turns a `ChangeError` into a problem document.
 
 pub mod categories;
 pub mod group_commit;
@@ -8,8 +12,9 @@ pub mod shares;
 pub mod tasks;
 pub mod users;
 
-use service_kit::db::DbError;
-use service_kit::http::Problem;
+use service_kit::db::{DbError, TransactionError};
+
+use crate::domain::Invalid;
 
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
@@ -22,14 +27,23 @@ pub enum ChangeError {
     /// The request conflicts with stored state (a taken email, a category in use).
     #[error("{slug}: {detail}")]
     Conflict { slug: &'static str, detail: String },
-    /// The input is invalid (a 422 problem listing the fields).
-    #[error("invalid input")]
-    Invalid(Problem),
+    /// The input is invalid (every invalid field, with what is wrong).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// A concurrent change of the same row won: the caller retries with fresh state.
     #[error("concurrent change")]
     Raced,
     #[error(transparent)]
     Storage(#[from] DbError),
+}
+
+impl TransactionError for ChangeError {
+    fn db_error(&self) -> Option<&DbError> {
+        match self {
+            ChangeError::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<diesel::result::Error> for ChangeError {
@@ -54,26 +68,4 @@ where
             other => return other,
         }
     }
-}
-
-/// Run `f` in one transaction whose domain outcome travels beside the storage result: a
-/// refused change (not found, precondition failed) commits nothing because it wrote nothing.
-pub async fn in_transaction<T, F>(db: &service_kit::db::Database, f: F) -> Result<T, ChangeError>
-where
-    T: Send + 'static,
-    F: Fn(&mut service_kit::db::DbConnection) -> Result<Result<T, ChangeError>, DbError>
-        + Send
-        + 'static,
-{
-    db.transaction(move |conn| {
-        let outcome = f(conn)?;
-        // A storage error inside the domain outcome must roll back: surface it as the
-        // transaction's own error.
-        match outcome {
-            Err(ChangeError::Storage(e)) => Err(e),
-            other => Ok(other),
-        }
-    })
-    .await
-    .map_err(ChangeError::Storage)?
 }

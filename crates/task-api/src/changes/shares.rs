@@ -33,18 +33,13 @@ pub struct Shared {
     pub changed: bool,
 }
 
-fn share_in(
-    conn: &mut DbConnection,
-    cmd: &ShareTask,
-) -> Result<Result<Shared, ChangeError>, DbError> {
+fn share_in(conn: &mut DbConnection, cmd: &ShareTask) -> Result<Shared, ChangeError> {
     // Only the owner shares; to anyone else the task does not exist here.
     let task = match tasks::get(conn, &cmd.caller, &cmd.task_id)? {
         Some((task, Role::Owner)) => task,
-        _ => return Ok(Err(ChangeError::NotFound("task"))),
+        _ => return Err(ChangeError::NotFound("task")),
     };
-    if let Err(e) = check_version(&task, cmd.if_match) {
-        return Ok(Err(e));
-    }
+    check_version(&task, cmd.if_match)?;
     let (email, role) = (cmd.share.email.as_str(), cmd.share.role);
     let Some(user) = users::by_email(conn, email)? else {
         let changed = shares::invite(
@@ -56,36 +51,36 @@ fn share_in(
                 invited_at: now_millis(),
             },
         )?;
-        return Ok(Ok(Shared {
+        return Ok(Shared {
             share: ShareView::pending(email, role),
             changed,
-        }));
+        });
     };
     if user.id == task.user_id {
-        return Ok(Err(ChangeError::Invalid(invalid(
+        return Err(ChangeError::Invalid(invalid(
             "email",
             "is the task's owner's; share with someone else",
-        ))));
+        )));
     }
     let share = ShareView::active(&user.id, &user.email, role);
     let Some(next) = task.shared(&user.id, role, now_millis()) else {
-        return Ok(Ok(Shared {
+        return Ok(Shared {
             share,
             changed: false,
-        }));
+        });
     };
     if !tasks::update(conn, &next, task.version)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     outbox::enqueue(
         conn,
         &next.shared_event(&user.id, role),
         Some(&cmd.traceparent),
     )?;
-    Ok(Ok(Shared {
+    Ok(Shared {
         share,
         changed: true,
-    }))
+    })
 }
 
 pub async fn share(writes: &GroupCommit, cmd: ShareTask) -> Result<Shared, ChangeError> {
@@ -106,37 +101,35 @@ pub struct Unshare {
     pub traceparent: String,
 }
 
-fn unshare_in(conn: &mut DbConnection, cmd: &Unshare) -> Result<Result<(), ChangeError>, DbError> {
+fn unshare_in(conn: &mut DbConnection, cmd: &Unshare) -> Result<(), ChangeError> {
     let Some((task, role)) = tasks::get(conn, &cmd.caller, &cmd.task_id)? else {
-        return Ok(Err(ChangeError::NotFound("task")));
+        return Err(ChangeError::NotFound("task"));
     };
-    if let Err(e) = check_version(&task, cmd.if_match) {
-        return Ok(Err(e));
-    }
+    check_version(&task, cmd.if_match)?;
     match &cmd.target {
         // The owner removes anyone; a collaborator may remove only themself (leave the task).
         ShareTarget::User(user) if role == Role::Owner || *user == cmd.caller => {
             let Some(next) = task.shared(user, ShareRole::None, now_millis()) else {
-                return Ok(Err(ChangeError::NotFound("share")));
+                return Err(ChangeError::NotFound("share"));
             };
             if !tasks::update(conn, &next, task.version)? {
-                return Ok(Err(ChangeError::Raced));
+                return Err(ChangeError::Raced);
             }
             outbox::enqueue(
                 conn,
                 &next.shared_event(user, ShareRole::None),
                 Some(&cmd.traceparent),
             )?;
-            Ok(Ok(()))
+            Ok(())
         }
         ShareTarget::Invitation(email) if role == Role::Owner => {
             if shares::withdraw(conn, &task.id, email.as_str())? {
-                Ok(Ok(()))
+                Ok(())
             } else {
-                Ok(Err(ChangeError::NotFound("share")))
+                Err(ChangeError::NotFound("share"))
             }
         }
-        _ => Ok(Err(ChangeError::NotFound("share"))),
+        _ => Err(ChangeError::NotFound("share")),
     }
 }
 
@@ -149,14 +142,14 @@ pub async fn unshare(writes: &GroupCommit, cmd: Unshare) -> Result<(), ChangeErr
 }
 
 /// The shares of a task (accounts first, in the order they were added, then invitations), for
-/// anyone who may see it.
+/// anyone who may see it; `None` for anyone else.
 pub fn list_in(
     conn: &mut DbConnection,
     caller: &str,
     task_id: &str,
-) -> Result<Result<Vec<ShareView>, ChangeError>, DbError> {
+) -> Result<Option<Vec<ShareView>>, DbError> {
     let Some((task, _)) = tasks::get(conn, caller, task_id)? else {
-        return Ok(Err(ChangeError::NotFound("task")));
+        return Ok(None);
     };
     let ids: Vec<String> = task
         .collaborators
@@ -177,7 +170,7 @@ pub fn list_in(
             .iter()
             .map(|i| ShareView::pending(&i.email, i.role)),
     );
-    Ok(Ok(views))
+    Ok(Some(views))
 }
 
 /// Times an invitation is retried when the task changed concurrently.

@@ -2,7 +2,7 @@
 //! task and its event in one transaction; versions make concurrent edits safe.
 
 use events::{Role, now_millis};
-use service_kit::db::{DbConnection, DbError};
+use service_kit::db::DbConnection;
 
 use super::group_commit::GroupCommit;
 use super::{ChangeError, retrying};
@@ -35,7 +35,7 @@ fn category_exists(
     conn: &mut DbConnection,
     user_id: &str,
     category_id: Option<&str>,
-) -> Result<bool, DbError> {
+) -> Result<bool, ChangeError> {
     match category_id {
         None => Ok(true),
         Some(c) => Ok(categories::get(conn, user_id, c)?.is_some()),
@@ -49,14 +49,11 @@ fn no_such_category() -> ChangeError {
     ))
 }
 
-fn create_in(
-    conn: &mut DbConnection,
-    cmd: &CreateTask,
-) -> Result<Result<Created, ChangeError>, DbError> {
+fn create_in(conn: &mut DbConnection, cmd: &CreateTask) -> Result<Created, ChangeError> {
     if let Some((key, hash)) = &cmd.idempotency
         && let Some(stored) = idempotency::find(conn, &cmd.user_id, key)?
     {
-        return Ok(if stored.request_hash == *hash {
+        return if stored.request_hash == *hash {
             Ok(Created::Replayed {
                 status: u16::try_from(stored.response_status).unwrap_or(201),
                 body: stored.response_body,
@@ -68,10 +65,10 @@ fn create_in(
                              use a new key for a new request"
                     .to_owned(),
             })
-        });
+        };
     }
     if !category_exists(conn, &cmd.user_id, cmd.fields.category_id.as_deref())? {
-        return Ok(Err(no_such_category()));
+        return Err(no_such_category());
     }
     let task = Task::new(&cmd.user_id, cmd.fields.clone(), now_millis());
     tasks::insert(conn, &task)?;
@@ -90,10 +87,10 @@ fn create_in(
             },
         )?;
     }
-    Ok(Ok(Created::New {
+    Ok(Created::New {
         task: Box::new(task),
         body,
-    }))
+    })
 }
 
 pub async fn create(writes: &GroupCommit, cmd: CreateTask) -> Result<Created, ChangeError> {
@@ -161,35 +158,25 @@ fn check_assignee(
     }
 }
 
-fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, ChangeError>, DbError> {
+fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Task, ChangeError> {
     let Some((task, role)) = tasks::get(conn, &cmd.user_id, &cmd.task_id)? else {
-        return Ok(Err(ChangeError::NotFound("task")));
+        return Err(ChangeError::NotFound("task"));
     };
     // A viewer may only take the task (assignee_id); any other field is an editor's.
     if cmd.request.touches_fields() && !role.may_edit() {
-        return Ok(Err(ChangeError::NotFound("task")));
+        return Err(ChangeError::NotFound("task"));
     }
-    if let Err(e) = check_version(&task, cmd.if_match) {
-        return Ok(Err(e));
-    }
-    let fields = match task.fields.apply(&cmd.request, &cmd.default_timezone) {
-        Ok(f) => f,
-        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
-    };
+    check_version(&task, cmd.if_match)?;
+    let fields = task.fields.apply(&cmd.request, &cmd.default_timezone)?;
     // Categories are the owner's, whoever edits.
     if fields.category_id != task.fields.category_id
         && !category_exists(conn, &task.user_id, fields.category_id.as_deref())?
     {
-        return Ok(Err(no_such_category()));
+        return Err(no_such_category());
     }
-    let assignee = match cmd.request.assignee() {
-        Ok(a) => a,
-        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
-    };
-    if let Some(assignee) = &assignee
-        && let Err(e) = check_assignee(&task, role, &cmd.user_id, assignee.as_deref())
-    {
-        return Ok(Err(e));
+    let assignee = cmd.request.assignee()?;
+    if let Some(assignee) = &assignee {
+        check_assignee(&task, role, &cmd.user_id, assignee.as_deref())?;
     }
     let now = now_millis();
     let (edited, changed) = task.edited(fields, now);
@@ -198,10 +185,10 @@ fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, Chang
         .and_then(|a| edited.assigned(a.as_deref(), now));
     let last = assigned.as_ref().unwrap_or(&edited);
     if last.version == task.version {
-        return Ok(Ok(task));
+        return Ok(task);
     }
     if !tasks::update(conn, last, task.version)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     // One event per change, each with its own version: the fields first, then the assignee.
     let tp = Some(cmd.traceparent.as_str());
@@ -212,7 +199,7 @@ fn edit_in(conn: &mut DbConnection, cmd: &EditTask) -> Result<Result<Task, Chang
         let event = assigned.assigned_event(edited.assignee_id.clone(), &cmd.user_id);
         outbox::enqueue(conn, &event, tp)?;
     }
-    Ok(Ok(last.clone()))
+    Ok(last.clone())
 }
 
 pub async fn edit(writes: &GroupCommit, cmd: EditTask) -> Result<Task, ChangeError> {
@@ -242,14 +229,12 @@ fn set_status_in(
     conn: &mut DbConnection,
     cmd: &TaskAction,
     change: StatusChange,
-) -> Result<Result<Task, ChangeError>, DbError> {
+) -> Result<Task, ChangeError> {
     let task = match tasks::get(conn, &cmd.user_id, &cmd.task_id)? {
         Some((task, role)) if role.may_edit() => task,
-        _ => return Ok(Err(ChangeError::NotFound("task"))),
+        _ => return Err(ChangeError::NotFound("task")),
     };
-    if let Err(e) = check_version(&task, cmd.if_match) {
-        return Ok(Err(e));
-    }
+    check_version(&task, cmd.if_match)?;
     let now = now_millis();
     let next = match change {
         StatusChange::Complete => task.completed(now),
@@ -257,10 +242,10 @@ fn set_status_in(
     };
     // Already in that state: nothing changes and nothing is announced.
     let Some(next) = next else {
-        return Ok(Ok(task));
+        return Ok(task);
     };
     if !tasks::update(conn, &next, task.version)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     let tp = Some(cmd.traceparent.as_str());
     match change {
@@ -276,7 +261,7 @@ fn set_status_in(
             tp,
         )?,
     }
-    Ok(Ok(next))
+    Ok(next)
 }
 
 pub async fn set_status(
@@ -291,27 +276,22 @@ pub async fn set_status(
     .await
 }
 
-fn delete_in(
-    conn: &mut DbConnection,
-    cmd: &TaskAction,
-) -> Result<Result<(), ChangeError>, DbError> {
+fn delete_in(conn: &mut DbConnection, cmd: &TaskAction) -> Result<(), ChangeError> {
     // Only the owner deletes.
     let task = match tasks::get(conn, &cmd.user_id, &cmd.task_id)? {
         Some((task, Role::Owner)) => task,
-        _ => return Ok(Err(ChangeError::NotFound("task"))),
+        _ => return Err(ChangeError::NotFound("task")),
     };
-    if let Err(e) = check_version(&task, cmd.if_match) {
-        return Ok(Err(e));
-    }
+    check_version(&task, cmd.if_match)?;
     if !tasks::delete(conn, &task)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     outbox::enqueue(
         conn,
         &task.deleted_event(now_millis()),
         Some(&cmd.traceparent),
     )?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 pub async fn delete(writes: &GroupCommit, cmd: TaskAction) -> Result<(), ChangeError> {

@@ -5,7 +5,7 @@ use events::{
 };
 use service_kit::db::{Database, DbConnection, DbError};
 
-use super::{ChangeError, in_transaction, retrying};
+use super::{ChangeError, retrying};
 use crate::domain::user::{Profile, Registration, UpdateMeRequest, default_channels};
 use crate::storage::is_unique_violation;
 use crate::storage::users::{self, User};
@@ -39,7 +39,7 @@ pub async fn register(
     };
     let stored = user.clone();
     let result = db
-        .transaction(move |conn| {
+        .transaction(move |conn| -> Result<(), DbError> {
             users::insert(conn, &stored)?;
             // Tasks shared with this address before it had an account are now shared with it.
             super::shares::accept_invitations(conn, &stored.id, &stored.email, &traceparent)?;
@@ -83,7 +83,7 @@ pub struct LoginAttempt {
 
 /// Announce a login attempt (every attempt, whatever its outcome).
 pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), ChangeError> {
-    db.transaction(move |conn| {
+    db.transaction(move |conn| -> Result<(), ChangeError> {
         outbox::enqueue(
             conn,
             &UserAuthenticatedEvent {
@@ -96,10 +96,10 @@ pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), Ch
                 user_agent: attempt.user_agent.clone(),
             },
             Some(&attempt.traceparent),
-        )
+        )?;
+        Ok(())
     })
     .await
-    .map_err(ChangeError::from)
 }
 
 fn update_in(
@@ -107,16 +107,13 @@ fn update_in(
     user_id: &str,
     req: &UpdateMeRequest,
     traceparent: &str,
-) -> Result<Result<User, ChangeError>, DbError> {
+) -> Result<User, ChangeError> {
     let Some(user) = users::by_id(conn, user_id)? else {
-        return Ok(Err(ChangeError::NotFound("user")));
+        return Err(ChangeError::NotFound("user"));
     };
-    let profile = match user.profile.apply(req) {
-        Ok(p) => p,
-        Err(problem) => return Ok(Err(ChangeError::Invalid(problem))),
-    };
+    let profile = user.profile.apply(req)?;
     if profile == user.profile {
-        return Ok(Ok(user));
+        return Ok(user);
     }
     let next = User {
         profile,
@@ -125,7 +122,7 @@ fn update_in(
         ..user.clone()
     };
     if !users::update_profile(conn, &next, user.version)? {
-        return Ok(Err(ChangeError::Raced));
+        return Err(ChangeError::Raced);
     }
     let p = &next.profile;
     outbox::enqueue(
@@ -143,7 +140,7 @@ fn update_in(
         },
         Some(traceparent),
     )?;
-    Ok(Ok(next))
+    Ok(next)
 }
 
 /// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.
@@ -155,7 +152,7 @@ pub async fn update_profile(
 ) -> Result<User, ChangeError> {
     retrying(|| {
         let (user_id, req, tp) = (user_id.clone(), req.clone(), traceparent.clone());
-        in_transaction(db, move |conn| update_in(conn, &user_id, &req, &tp))
+        db.transaction(move |conn| update_in(conn, &user_id, &req, &tp))
     })
     .await
 }

@@ -7,12 +7,28 @@ pub mod task;
 pub mod time;
 pub mod user;
 
-use service_kit::http::Problem;
+/// One invalid field of a request and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub field: String,
+    pub message: String,
+}
 
-/// Collects per-field problems of one request, so a client learns about all of them at once.
-#[derive(Debug, Default)]
+/// The domain's validation error: every invalid field of one request, so a client learns about
+/// all of them at once. The domain knows nothing of HTTP; the REST edge shows this as a 422
+/// problem listing the fields, the MCP tools as a tool error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[error("invalid input: {}", describe(.fields))]
 pub struct Invalid {
-    problem: Option<Problem>,
+    fields: Vec<InvalidField>,
+}
+
+fn describe(fields: &[InvalidField]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{} {}", f.field, f.message))
+        .collect();
+    parts.join("; ")
 }
 
 impl Invalid {
@@ -21,8 +37,10 @@ impl Invalid {
     }
 
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        let problem = self.problem.take().unwrap_or_else(Problem::validation);
-        self.problem = Some(problem.field(field, message));
+        self.fields.push(InvalidField {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// Keep the value of a check, or record its message.
@@ -41,23 +59,33 @@ impl Invalid {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.problem.is_none()
+        self.fields.is_empty()
     }
 
-    /// `Ok(value())` when nothing was recorded, else the 422 problem listing every field.
-    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Problem> {
-        match self.problem {
-            Some(problem) => Err(problem),
-            None => value().ok_or_else(|| {
-                Problem::validation().detail("a field is invalid (no message recorded)")
-            }),
+    /// The invalid fields, in the order they were found.
+    pub fn fields(&self) -> &[InvalidField] {
+        &self.fields
+    }
+
+    /// `Ok(value())` when nothing was recorded, else every recorded field.
+    pub fn finish<T>(mut self, value: impl FnOnce() -> Option<T>) -> Result<T, Invalid> {
+        if !self.is_empty() {
+            return Err(self);
         }
+        value().ok_or_else(|| {
+            // A check returned nothing without recording why: a defect, but still the
+            // client's answer must name something.
+            self.add("request", "a field is invalid (no message recorded)");
+            self
+        })
     }
 }
 
-/// One validation problem as a 422 document.
-pub fn invalid(field: &str, message: impl Into<String>) -> Problem {
-    Problem::validation().field(field, message)
+/// One invalid field.
+pub fn invalid(field: &str, message: impl Into<String>) -> Invalid {
+    let mut invalid = Invalid::new();
+    invalid.add(field, message);
+    invalid
 }
 
 /// Parse a UUID given as text, in its canonical lower-case form.

@@ -7,7 +7,6 @@
 
 use events::ShareRole;
 use serde::{Deserialize, Serialize};
-use service_kit::http::Problem;
 use utoipa::ToSchema;
 
 use super::user::Email;
@@ -33,7 +32,7 @@ pub struct Share {
 }
 
 impl ShareRequest {
-    pub fn parse(&self) -> Result<Share, Problem> {
+    pub fn parse(&self) -> Result<Share, Invalid> {
         let mut invalid = Invalid::new();
         let email = invalid.check("email", Email::parse(&self.email));
         let role = invalid.check(
@@ -64,7 +63,7 @@ pub enum ShareTarget {
 }
 
 impl ShareTarget {
-    pub fn parse(value: &str) -> Result<Self, Problem> {
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
         if value.contains('@') {
             Email::parse(value)
                 .map(ShareTarget::Invitation)

@@ -7,7 +7,6 @@ use events::{
     TaskSharedEvent, TaskState, TaskStatus, TaskUpdatedEvent, TaskView,
 };
 use serde::{Deserialize, Serialize};
-use service_kit::http::Problem;
 use utoipa::ToSchema;
 
 use super::user::present;
@@ -131,7 +130,7 @@ impl UpdateTaskRequest {
     }
 
     /// The assignee the request sets: `None` leaves it, `Some(None)` clears it.
-    pub fn assignee(&self) -> Result<Option<Option<String>>, Problem> {
+    pub fn assignee(&self) -> Result<Option<Option<String>>, super::Invalid> {
         match &self.assignee_id {
             None => Ok(None),
             Some(None) => Ok(Some(None)),
@@ -297,7 +296,7 @@ fn parse_reminders(invalid: &mut Invalid, values: &[ReminderInput]) -> Vec<Remin
 impl TaskFields {
     /// A new task from `POST /api/tasks`; `default_timezone` (the user's) reads a recurrence
     /// that names none.
-    pub fn parse_new(req: &CreateTaskRequest, default_timezone: &str) -> Result<Self, Problem> {
+    pub fn parse_new(req: &CreateTaskRequest, default_timezone: &str) -> Result<Self, Invalid> {
         let mut invalid = Invalid::new();
         let title = invalid.check("title", parse_title(&req.title));
         let description =
@@ -339,7 +338,7 @@ impl TaskFields {
     }
 
     /// These fields with a `PATCH` applied.
-    pub fn apply(&self, req: &UpdateTaskRequest, default_timezone: &str) -> Result<Self, Problem> {
+    pub fn apply(&self, req: &UpdateTaskRequest, default_timezone: &str) -> Result<Self, Invalid> {
         let mut invalid = Invalid::new();
         let mut next = self.clone();
         if let Some(t) = &req.title
@@ -832,8 +831,7 @@ mod tests {
         req.due_at = Some("soon".into());
         req.category_id = Some("42".into());
         let p = TaskFields::parse_new(&req, "UTC").unwrap_err();
-        assert_eq!(p.status, 422);
-        let fields: Vec<&str> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<&str> = p.fields().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["title", "priority", "due_at", "category_id"]);
     }
 
@@ -842,7 +840,7 @@ mod tests {
         let mut req = request();
         req.due_at = None;
         let p = TaskFields::parse_new(&req, "UTC").unwrap_err();
-        assert_eq!(p.errors[0].field, "reminders[0].before_due");
+        assert_eq!(p.fields()[0].field, "reminders[0].before_due");
     }
 
     #[test]

@@ -24,6 +24,8 @@ use tokio::sync::Notify;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::changes::ChangeError;
+use crate::domain::Invalid;
+use crate::domain::query::BadQuery;
 
 /// What the handlers share.
 pub struct AppState {
@@ -182,7 +184,7 @@ impl From<ChangeError> for Problem {
                 };
                 Problem::new(status, slug, "Conflict").detail(detail)
             }
-            ChangeError::Invalid(problem) => problem,
+            ChangeError::Invalid(invalid) => invalid.into(),
             ChangeError::Raced => Problem::new(
                 StatusCode::CONFLICT,
                 "concurrent-change",
@@ -191,6 +193,25 @@ impl From<ChangeError> for Problem {
             .detail("the item kept changing while this request ran; try again"),
             ChangeError::Storage(e) => storage_problem(e),
         }
+    }
+}
+
+/// The domain's validation error as a 422 problem listing every invalid field.
+impl From<Invalid> for Problem {
+    fn from(invalid: Invalid) -> Self {
+        invalid
+            .fields()
+            .iter()
+            .fold(Problem::validation(), |problem, f| {
+                problem.field(f.field.clone(), f.message.clone())
+            })
+    }
+}
+
+/// A query parameter that cannot be used, as a 400 problem naming it.
+impl From<BadQuery> for Problem {
+    fn from(e: BadQuery) -> Self {
+        Problem::bad_request(e.to_string()).field(e.parameter, e.message)
     }
 }
 

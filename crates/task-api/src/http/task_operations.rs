@@ -233,11 +233,12 @@ pub async fn share(
 /// The shares of a task the caller may see.
 pub async fn shares(state: &AppState, user_id: &str, id: &str) -> Result<Vec<ShareView>, Problem> {
     let (user, id) = (user_id.to_owned(), path_id(id, "task")?);
-    Ok(state
+    state
         .db
         .run(move |conn| share_changes::list_in(conn, &user, &id))
         .await
-        .map_err(storage_problem)??)
+        .map_err(storage_problem)?
+        .ok_or_else(|| Problem::not_found("task"))
 }
 
 /// Remove a share (announced on task.shared with role `none`) or an invitation: the owner

@@ -106,6 +106,33 @@ pub struct UpdateTaskArgs {
     pub reminders: Option<Vec<ReminderArg>>,
 }
 
+/// `share_task`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareTaskArgs {
+    /// The task's id (UUID); only its owner shares it.
+    pub id: String,
+    /// The email of the person to share with (someone without an account is invited).
+    pub email: String,
+    /// "viewer" (reads), "editor" (also edits, completes, reopens), or "none" to stop sharing
+    /// with them.
+    pub role: String,
+    /// Act only if the task still has this version.
+    pub expected_version: Option<i64>,
+}
+
+/// `assign_task`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignTaskArgs {
+    /// The task's id (UUID).
+    pub id: String,
+    /// "me", the email of one of the task's collaborators, their user id, or null to unassign.
+    pub assignee: Option<String>,
+    /// Act only if the task still has this version.
+    pub expected_version: Option<i64>,
+}
+
 /// A task, by id.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -19,12 +19,14 @@ use serde_json::Value;
 use service_kit::http::Problem;
 
 use super::params::{
-    AddTaskArgs, FindTasksArgs, PreviewRecurrenceArgs, TaskChangeArgs, TaskHistoryArgs, TaskIdArgs,
-    UpdateTaskArgs,
+    AddTaskArgs, AssignTaskArgs, FindTasksArgs, PreviewRecurrenceArgs, ShareTaskArgs,
+    TaskChangeArgs, TaskHistoryArgs, TaskIdArgs, UpdateTaskArgs,
 };
 use super::{Authorized, Services, local_time};
 use crate::changes::tasks::{Created, StatusChange};
 use crate::domain::query::RawTaskQuery;
+use crate::domain::share::ShareRequest;
+use crate::domain::task::UpdateTaskRequest;
 use crate::http::AppState;
 use crate::http::task_operations::{self as ops, Caller};
 
@@ -278,6 +280,128 @@ with task_history). Ask the user first."
                     serde_json::json!({ "id": args.id.trim(), "deleted": true }),
                 )
             });
+        answer(outcome)
+    }
+
+    #[tool(
+        name = "share_task",
+        description = "Share one of the user's own tasks with someone by email: role \"viewer\" \
+(reads it) or \"editor\" (also edits, completes and reopens it); \"none\" stops sharing with \
+them. Someone without an account is invited and sees the task once they register. Returns the \
+share (status active or pending)."
+    )]
+    async fn share_task(
+        &self,
+        Parameters(args): Parameters<ShareTaskArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = caller(&context)?;
+        let outcome = async {
+            if args.role.trim().eq_ignore_ascii_case("none") {
+                // Stop sharing: find that email among the task's shares.
+                let shares = ops::shares(&self.state, &who.user_id, &args.id).await?;
+                let email = args.email.trim().to_lowercase();
+                let share = shares
+                    .iter()
+                    .find(|s| s.email == email)
+                    .ok_or_else(|| Problem::not_found("share"))?;
+                let target = share.user_id.clone().unwrap_or(email.clone());
+                ops::unshare(
+                    &self.state,
+                    &who.caller(),
+                    &args.id,
+                    &target,
+                    args.expected_version,
+                )
+                .await?;
+                let value = serde_json::json!({ "email": email, "role": "none" });
+                return Ok((
+                    format!("Task {} is no longer shared with {email}", args.id.trim()),
+                    value,
+                ));
+            }
+            let request = ShareRequest {
+                email: args.email.clone(),
+                role: args.role.clone(),
+            };
+            let shared = ops::share(
+                &self.state,
+                &who.caller(),
+                &args.id,
+                args.expected_version,
+                &request,
+            )
+            .await?;
+            let s = &shared.share;
+            let summary = match s.status.as_str() {
+                "pending" => format!(
+                    "{} has no account yet: invited as {}; they see the task once they register",
+                    s.email, s.role
+                ),
+                _ => format!("Shared with {} as {}", s.email, s.role),
+            };
+            Ok((summary, serde_json::to_value(s).unwrap_or(Value::Null)))
+        }
+        .await;
+        answer(outcome)
+    }
+
+    #[tool(
+        name = "assign_task",
+        description = "Assign a task to someone who may see it: \"me\", a collaborator's email \
+(or user id), or null to unassign. The owner assigns anyone the task is shared with; a \
+collaborator only themself. Returns the task."
+    )]
+    async fn assign_task(
+        &self,
+        Parameters(args): Parameters<AssignTaskArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let who = caller(&context)?;
+        let outcome = async {
+            let assignee = match args.assignee.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(me) if me.eq_ignore_ascii_case("me") => Some(who.user_id.clone()),
+                Some(email) if email.contains('@') => {
+                    let email = email.to_lowercase();
+                    let shares = ops::shares(&self.state, &who.user_id, &args.id).await?;
+                    let id = shares
+                        .iter()
+                        .find(|s| s.email == email)
+                        .and_then(|s| s.user_id.clone())
+                        .ok_or_else(|| {
+                            Problem::validation().field(
+                                "assignee",
+                                format!(
+                                    "{email} is not a collaborator of this task with an account"
+                                ),
+                            )
+                        })?;
+                    Some(id)
+                }
+                Some(id) => Some(id.to_owned()),
+            };
+            let request = UpdateTaskRequest {
+                assignee_id: Some(assignee),
+                ..UpdateTaskRequest::default()
+            };
+            let task = ops::edit(
+                &self.state,
+                &who.caller(),
+                &args.id,
+                args.expected_version,
+                request,
+            )
+            .await?;
+            let value = task_json(&task, &who.user_id);
+            let summary = match task.assignee_id.as_deref() {
+                Some(a) if a == who.user_id => format!("Assigned to you: {}", describe(&value)),
+                Some(a) => format!("Assigned to {a}: {}", describe(&value)),
+                None => format!("Unassigned: {}", describe(&value)),
+            };
+            Ok((summary, value))
+        }
+        .await;
         answer(outcome)
     }
 
