@@ -203,6 +203,52 @@ async fn the_cli_logs_in_and_manages_tasks_against_the_real_api() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_cli_shares_and_assigns_tasks() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (owner, friend) = (app.new_user().await, app.new_user().await);
+    let (cli, theirs) = (Cli::new(&app.address), Cli::new(&app.address));
+    for (c, u) in [(&cli, &owner), (&theirs, &friend)] {
+        let out = c.run_with_stdin(
+            &["login", "--email", &u.email, "--password-stdin"],
+            PASSWORD,
+        );
+        assert!(out.status.success(), "login: {}", text(&out.stderr));
+    }
+    let task = cli.json(&["tasks", "add", "Fix the bike"]);
+    let id = task["id"].as_str().unwrap().to_owned();
+
+    let share = cli.json(&["tasks", "share", &id, &friend.email, "--role", "editor"]);
+    assert_eq!(share["user_id"], friend.id.as_str());
+    assert_eq!(share["status"], "active");
+    let shares = cli.json(&["tasks", "shares", &id]);
+    assert_eq!(shares.as_array().unwrap().len(), 1);
+    let shared = theirs.json(&["tasks", "ls", "--owner", "others"]);
+    assert_eq!(shared["items"][0]["id"], id.as_str());
+    assert_eq!(shared["items"][0]["role"], "editor");
+
+    // The owner assigns by email; the friend finds it under --assignee me.
+    let assigned = cli.json(&["tasks", "assign", &id, &friend.email]);
+    assert_eq!(assigned["assignee_id"], friend.id.as_str());
+    let mine = theirs.json(&["tasks", "ls", "--assignee", "me"]);
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    // The friend may not share the owner's task: one line, exit 1.
+    let out = theirs.run(&["tasks", "share", &id, "x@example.com"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("Not found"), "{}", text(&out.stderr));
+
+    cli.json(&["tasks", "unshare", &id, &friend.email]);
+    assert!(
+        theirs.json(&["tasks", "ls"])["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let back = cli.json(&["tasks", "assign", &id, "me"]);
+    assert_eq!(back["assignee_id"], owner.id.as_str());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_assistant_uses_the_tools_over_stdio_through_todoctl_mcp() {
     let app = spawn_app(Backend::Sqlite).await;
     let (a, b) = (app.new_user().await, app.new_user().await);

@@ -79,7 +79,27 @@ pub enum TasksCommand {
         limit: Option<u32>,
         #[arg(long)]
         cursor: Option<String>,
+        /// me (your own tasks) or others (tasks shared with you).
+        #[arg(long)]
+        owner: Option<String>,
+        /// me: only tasks assigned to you.
+        #[arg(long)]
+        assignee: Option<String>,
     },
+    /// Share one of your tasks by email: todoctl tasks share <id> grace@example.com --role editor
+    Share {
+        id: String,
+        email: String,
+        /// viewer (reads) or editor (also edits, completes, reopens).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+    },
+    /// Stop sharing a task with someone (their email or user id); your own id leaves the task.
+    Unshare { id: String, who: String },
+    /// Who a task is shared with (and pending invitations).
+    Shares { id: String },
+    /// Assign a task: "me", a collaborator's email or user id, or "none".
+    Assign { id: String, assignee: String },
     /// Mark a task done.
     Done { id: String },
     /// Mark a completed task open again.
@@ -93,6 +113,36 @@ pub enum TasksCommand {
         #[arg(long, env = "TODO_AUDIT_URL", default_value = "http://127.0.0.1:8004")]
         audit_url: String,
     },
+}
+
+/// `grace@example.com  editor  active`.
+fn share_line(share: &Value) -> String {
+    format!(
+        "{}  {}  {}",
+        share["email"].as_str().unwrap_or_default(),
+        share["role"].as_str().unwrap_or_default(),
+        share["status"].as_str().unwrap_or_default()
+    )
+}
+
+/// A collaborator named by email becomes their user id (an invitation stays its email); an id
+/// is used as given.
+async fn resolve_share(api: &Api, task: &str, who: &str) -> CliResult<String> {
+    if !who.contains('@') {
+        return Ok(who.to_owned());
+    }
+    let email = who.trim().to_lowercase();
+    let shares = api.get(&format!("/api/tasks/{task}/shares"), &[]).await?;
+    shares
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["email"] == email.as_str())
+        .map(|s| s["user_id"].as_str().unwrap_or(&email).to_owned())
+        .map_or_else(
+            || fail(format!("{email} is not among the task's shares")),
+            Ok,
+        )
 }
 
 /// Print a failure as one line and exit 1.
@@ -300,6 +350,8 @@ pub async fn tasks(api_url: Option<&str>, command: TasksCommand, output: Output)
             sort,
             limit,
             cursor,
+            owner,
+            assignee,
         } => {
             let zone = user_zone(&api).await?;
             let mut query: Vec<(&str, String)> = Vec::new();
@@ -318,6 +370,8 @@ pub async fn tasks(api_url: Option<&str>, command: TasksCommand, output: Output)
             add("sort", sort);
             add("limit", limit.map(|l| l.to_string()));
             add("cursor", cursor);
+            add("owner", owner);
+            add("assignee", assignee);
             let page = api.get("/api/tasks", &query).await?;
             match output {
                 Output::Json => print_json(&page),
@@ -334,6 +388,53 @@ pub async fn tasks(api_url: Option<&str>, command: TasksCommand, output: Output)
                     }
                 }
             }
+        }
+        TasksCommand::Share { id, email, role } => {
+            let share = api
+                .post(
+                    &format!("/api/tasks/{id}/shares"),
+                    Some(&json!({ "email": email, "role": role })),
+                )
+                .await?;
+            match output {
+                Output::Json => print_json(&share),
+                Output::Table => println!("{}", share_line(&share)),
+            }
+        }
+        TasksCommand::Unshare { id, who } => {
+            let who = resolve_share(&api, &id, &who).await?;
+            api.delete(&format!("/api/tasks/{id}/shares/{who}")).await?;
+            match output {
+                Output::Json => print_json(&json!({ "id": id, "unshared": who })),
+                Output::Table => println!("no longer shared with {who}"),
+            }
+        }
+        TasksCommand::Shares { id } => {
+            let shares = api.get(&format!("/api/tasks/{id}/shares"), &[]).await?;
+            match output {
+                Output::Json => print_json(&shares),
+                Output::Table => {
+                    for s in shares.as_array().into_iter().flatten() {
+                        println!("{}", share_line(s));
+                    }
+                }
+            }
+        }
+        TasksCommand::Assign { id, assignee } => {
+            let assignee = match assignee.trim() {
+                "none" | "" => Value::Null,
+                "me" => json!(api.get("/api/me", &[]).await?["id"]),
+                other => json!(resolve_share(&api, &id, other).await?),
+            };
+            let task = api
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/api/tasks/{id}"),
+                    &[],
+                    Some(&json!({ "assignee_id": assignee })),
+                )
+                .await?;
+            done(&task, "assigned", output);
         }
         TasksCommand::Done { id } => {
             let task = api.post(&format!("/api/tasks/{id}/complete"), None).await?;
