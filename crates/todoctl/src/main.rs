@@ -82,9 +82,9 @@ enum Command {
     },
     /// Log in to task-api and keep the token in your config folder (mode 0600).
     Login(cli::LoginArgs),
-    /// Your tasks: add, ls, done, reopen, rm, show.
+    /// Your tasks: add, ls, done, reopen, rm, show, share, unshare, shares, assign.
     #[command(subcommand)]
-    Tasks(cli::TasksCommand),
+    Tasks(Box<cli::TasksCommand>),
     /// The task tools for an assistant over stdio (MCP), relayed to task-api's /mcp with your
     /// token (TODO_TOKEN, else the one `todoctl login` kept).
     Mcp,
@@ -119,7 +119,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Tasks(command) => {
-            cli::exit_on_error(cli::tasks(cli.api_url.as_deref(), command, cli.output).await);
+            cli::exit_on_error(cli::tasks(cli.api_url.as_deref(), *command, cli.output).await);
             Ok(())
         }
         Command::Mcp => {
