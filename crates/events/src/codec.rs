@@ -26,6 +26,7 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSche
 
 use crate::catalogue::Topic;
 use crate::model::*;
+use crate::registry::RegistryAccess;
 use crate::validate::InvalidEvent;
 
 /// Upper bound for any single allocation the Avro decoder makes from a length it read: a garbage
@@ -147,13 +148,21 @@ impl std::fmt::Debug for EventCodec {
 }
 
 impl EventCodec {
-    /// A codec talking to the Confluent-compatible registry at `registry_url`.
+    /// A codec talking to the unauthenticated Confluent-compatible registry at `registry_url`.
     pub fn new(registry_url: &str) -> Result<Self, SRCError> {
+        Self::connect(&RegistryAccess::plain(registry_url))
+    }
+
+    /// A codec talking to the registry with its credentials and CA bundle, if any.
+    pub fn connect(access: &RegistryAccess) -> Result<Self, SRCError> {
         apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION_BYTES);
-        let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_owned())
-            .set_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()?;
+        let timeout = Duration::from_secs(5);
+        let mut builder = SrSettings::new_builder(access.url().to_owned());
+        builder.set_timeout(timeout).no_proxy();
+        if let Some((user, password)) = access.basic_auth() {
+            builder.set_basic_authorization(user, Some(password));
+        }
+        let settings = builder.build_with(access.http_builder(timeout))?;
         Ok(Self {
             decoder: AvroDecoder::new(settings.clone()),
             settings,

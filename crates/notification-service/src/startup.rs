@@ -59,7 +59,7 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         // Registering now finds a registry problem at start; if the registry is away, the relay
         // registers on first publish and retries until it can.
         if let Err(e) = codec
@@ -82,7 +82,7 @@ impl Application {
         };
         let relay = OutboxRelay::new(
             relay_db,
-            &config.common.kafka_bootstrap_servers,
+            &config.common.kafka,
             codec.clone(),
             Service::NotificationService,
             RelaySettings::default(),
@@ -136,10 +136,8 @@ impl Application {
             config.schedule.max_idle,
         ));
 
-        let mut settings = ConsumerSettings::for_service(
-            Service::NotificationService,
-            &config.common.kafka_bootstrap_servers,
-        );
+        let mut settings =
+            ConsumerSettings::for_service(Service::NotificationService, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -156,6 +154,7 @@ impl Application {
             &config.verifier,
             metrics,
             crate::http::routes,
+            Service::NotificationService,
         )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {

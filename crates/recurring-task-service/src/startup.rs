@@ -47,7 +47,7 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         let metrics = Metrics::new();
         let series_metrics = SeriesMetrics::register(&metrics);
         let outbox_metrics = OutboxMetrics::register(&metrics, Service::RecurringTaskService);
@@ -61,7 +61,7 @@ impl Application {
         };
         let relay = OutboxRelay::new(
             relay_db,
-            &config.common.kafka_bootstrap_servers,
+            &config.common.kafka,
             codec.clone(),
             Service::RecurringTaskService,
             RelaySettings {
@@ -83,10 +83,8 @@ impl Application {
             relay_stop.clone(),
         ));
 
-        let mut settings = ConsumerSettings::for_service(
-            Service::RecurringTaskService,
-            &config.common.kafka_bootstrap_servers,
-        );
+        let mut settings =
+            ConsumerSettings::for_service(Service::RecurringTaskService, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -108,6 +106,7 @@ impl Application {
             &config.verifier,
             metrics,
             crate::http::routes,
+            Service::RecurringTaskService,
         )?;
         tracing::info!(port, "recurring-task-service listening");
         Ok(Self {

@@ -32,13 +32,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::{AnyEvent, EventCodec, Service, Topic};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 
 pub use backoff::RetryPolicy;
 
+use crate::kafka::KafkaAccess;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::telemetry::TraceContext;
@@ -136,7 +136,8 @@ pub trait EventHandler: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub service: Service,
-    pub bootstrap_servers: String,
+    /// Where the brokers are and how to authenticate ([`crate::kafka`]).
+    pub kafka: KafkaAccess,
     /// Consumer group; the service name unless each instance must see every partition.
     pub group_id: String,
     pub topics: Vec<Topic>,
@@ -153,12 +154,12 @@ impl ConsumerSettings {
     /// The service's group and its contract topics, default policies. The group is the
     /// service's name unless `CONSUMER_GROUP` is set (system tests run each service in a group
     /// of their own, positioned where they start).
-    pub fn for_service(service: Service, bootstrap_servers: &str) -> Self {
+    pub fn for_service(service: Service, kafka: &KafkaAccess) -> Self {
         let group_id =
             crate::config::optional("CONSUMER_GROUP").unwrap_or_else(|| service.name().to_owned());
         Self {
             service,
-            bootstrap_servers: bootstrap_servers.to_owned(),
+            kafka: kafka.clone(),
             group_id,
             topics: service.consumes().to_vec(),
             retry: RetryPolicy::default(),
@@ -228,11 +229,9 @@ impl ConsumerRuntime {
         let partitions: PartitionMap = Arc::default();
         let context =
             RuntimeContext::new(partitions.clone(), metrics.clone(), settings.drain_timeout);
-        let mut config = ClientConfig::new();
+        let mut config = settings.kafka.client_config_for(settings.service.name());
         config
-            .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("group.id", &settings.group_id)
-            .set("client.id", settings.service.name())
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
@@ -248,7 +247,7 @@ impl ConsumerRuntime {
         let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
         consumer.subscribe(&topics)?;
         let dead_letters = dead_letter::DeadLetterPublisher::new(
-            &settings.bootstrap_servers,
+            &settings.kafka,
             settings.service,
             &settings.group_id,
         )?;
