@@ -229,6 +229,17 @@ impl KafkaAccess {
         })
     }
 
+    /// The settings given as `NAME=value` pairs (what `scripts/kafka-security.sh env USER`
+    /// prints), not the process environment.
+    pub fn from_settings(settings: &[(String, String)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| {
+            settings
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
     /// An unauthenticated cluster (the local one of `make dev` and the tests).
     pub fn plaintext(bootstrap_servers: &str) -> Self {
         Self {

@@ -140,8 +140,18 @@ pub fn watermarks(
 /// Commit `group`'s offsets at the current end of every partition of `topics`, so a service
 /// started with that group sees only what is published from now on, whatever the topics hold.
 pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
+    position_group_at_end_with(&kafka_access(), group, topics)
+}
+
+/// [`position_group_at_end`] on the cluster of `kafka`.
+pub fn position_group_at_end_with(
+    kafka: &crate::kafka::KafkaAccess,
+    group: &str,
+    topics: &[events::Topic],
+) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer = kafka_config()
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

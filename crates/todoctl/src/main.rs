@@ -81,6 +81,12 @@ enum Command {
         #[arg(long)]
         dead_letters: bool,
     },
+    /// Print the Kafka ACLs each service's user needs (least privilege, from the catalogue), one
+    /// per line: `<service> <topic|group> <literal|prefixed> <name> <read|write>`.
+    Acls {
+        /// Services (default: all five), by name.
+        services: Vec<String>,
+    },
     /// Log in to task-api and keep the token in your config folder (mode 0600).
     Login(cli::LoginArgs),
     /// Your tasks: add, ls, done, reopen, rm, show.
@@ -111,6 +117,14 @@ async fn main() -> Result<()> {
             even_committed,
             services,
         } => start_groups_at_end(&cli.bootstrap_servers, &services, even_committed),
+        Command::Acls { services } => {
+            for service in services_named(&services)? {
+                for acl in service.acls() {
+                    println!("{} {acl}", service.name());
+                }
+            }
+            Ok(())
+        }
         Command::Catalogue { dead_letters } => {
             catalogue(dead_letters);
             Ok(())
@@ -233,23 +247,28 @@ async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The services named (all five when none is).
+fn services_named(names: &[String]) -> Result<Vec<events::Service>> {
+    use events::Service;
+    if names.is_empty() {
+        return Ok(Service::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            Service::ALL
+                .into_iter()
+                .find(|s| s.name() == n)
+                .with_context(|| format!("unknown service {n}"))
+        })
+        .collect()
+}
+
 fn start_groups_at_end(bootstrap: &str, names: &[String], even_committed: bool) -> Result<()> {
     use events::Service;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use std::time::Duration;
-    let services: Vec<Service> = if names.is_empty() {
-        Service::ALL.to_vec()
-    } else {
-        names
-            .iter()
-            .map(|n| {
-                Service::ALL
-                    .into_iter()
-                    .find(|s| s.name() == n)
-                    .with_context(|| format!("unknown service {n}"))
-            })
-            .collect::<Result<_>>()?
-    };
+    let services = services_named(names)?;
     let timeout = Duration::from_secs(10);
     let kafka = kafka(bootstrap)?;
     for service in services {

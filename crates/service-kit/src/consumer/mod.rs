@@ -279,6 +279,42 @@ impl ConsumerRuntime {
     }
 }
 
+/// Consumer errors, logged without flooding: the same error at most once a minute while it
+/// lasts. A refusal (no ACL for a topic or the group, credentials refused) is an error line
+/// that says what to grant; the consumer keeps polling (an ACL added later is picked up, no
+/// restart, no crash loop) and `/readyz` reports the refusal.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl ErrorLog {
+    const REPEAT_AFTER: Duration = Duration::from_secs(60);
+
+    fn report(&mut self, error: &rdkafka::error::KafkaError, settings: &ConsumerSettings) {
+        let text = error.to_string();
+        if let Some((last, at)) = &self.last
+            && *last == text
+            && at.elapsed() < Self::REPEAT_AFTER
+        {
+            return;
+        }
+        self.last = Some((text, std::time::Instant::now()));
+        if crate::kafka::is_refusal(error) {
+            let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
+            tracing::error!(
+                error = %error,
+                user = %settings.kafka.describe(),
+                group = %settings.group_id,
+                topics = %topics.join(","),
+                "kafka refused this consumer: grant its user READ on each of its topics and on its group (`todoctl acls`), or fix its credentials"
+            );
+        } else {
+            tracing::warn!(error = %error, "kafka consumer error");
+        }
+    }
+}
+
 struct Route {
     tx: mpsc::UnboundedSender<OwnedMessage>,
     state: Arc<PartitionState>,
@@ -291,11 +327,12 @@ fn poll_loop<H: EventHandler>(
 ) {
     let consumer = shared.consumer.clone();
     let mut routes: HashMap<PartitionKey, Route> = HashMap::new();
+    let mut errors = ErrorLog::default();
     while !shared.shutdown.is_triggered() {
         let message = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "kafka consumer error");
+                errors.report(&e, &shared.settings);
                 continue;
             }
             Some(Ok(m)) => m.detach(),
