@@ -87,8 +87,7 @@ fn every_service_has_probes_limits_hardening_and_its_companions() {
             );
         }
         deploy::named(docs, "Deployment", "schema-registry");
-        let ui = deploy::of_kind(docs, "Deployment")
-            .find(|d| d["metadata"]["name"] == "kafka-ui");
+        let ui = deploy::of_kind(docs, "Deployment").find(|d| d["metadata"]["name"] == "kafka-ui");
         if overlay == "prod" {
             assert!(ui.is_none(), "prod: no Kafka UI");
         } else {
@@ -118,7 +117,10 @@ fn every_service_is_its_own_kafka_user_with_exactly_its_acls_and_a_network_polic
     use events::access::{Operation, Resource};
     for (overlay, (_, docs)) in deploy::rendered_overlays() {
         let kafka = deploy::of_kind(docs, "Kafka").next().unwrap();
-        assert_eq!(kafka["spec"]["kafka"]["authorization"]["type"], "simple", "{overlay}");
+        assert_eq!(
+            kafka["spec"]["kafka"]["authorization"]["type"], "simple",
+            "{overlay}"
+        );
         for listener in kafka["spec"]["kafka"]["listeners"].as_array().unwrap() {
             assert_eq!(listener["tls"], true, "{overlay}: {listener}");
             assert!(
@@ -185,7 +187,10 @@ fn every_service_is_its_own_kafka_user_with_exactly_its_acls_and_a_network_polic
                 })
                 .unwrap();
             assert_eq!(config["data"]["KAFKA_SASL_USERNAME"], name, "{overlay}");
-            assert_eq!(config["data"]["KAFKA_SECURITY_PROTOCOL"], "SASL_SSL", "{overlay}");
+            assert_eq!(
+                config["data"]["KAFKA_SECURITY_PROTOCOL"], "SASL_SSL",
+                "{overlay}"
+            );
             let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
             assert!(
                 volumes.contains(&format!("\"secretName\":\"{name}\"")),
