@@ -21,5 +21,6 @@ if [[ ! -x "$DENY" ]]; then
     rm -rf "$CACHE_DIR/cargo-deny-build"
 fi
 cd "$REPO_ROOT"
-"$DENY" --log-level warn check licenses bans sources
+# duplicate versions are warnings: named, without the dependency trees (`cargo tree -d` shows them)
+"$DENY" --log-level warn check --hide-inclusion-graph licenses bans sources
 log "cargo-deny: licences, bans and sources pass (advisories not checked: no advisory database offline)"
