@@ -58,10 +58,12 @@ FROM ${BINARIES} AS binaries
 
 FROM ${RUNTIME_BASE} AS runtime
 # Shared libraries the binaries link dynamically (checked with readelf on the local builds:
-# libsqlite3.so.0, libpq.so.5, libz.so.1, libc; libpq5 brings libssl3, libsasl2 and the rest of
-# what ldd lists), CA certificates for TLS to SMTP and webhooks.
+# libsqlite3.so.0, libpq.so.5, libz.so.1, libssl.so.3 and libcrypto.so.3 (librdkafka's TLS and
+# SASL/SCRAM, the registry client's https), libc; libpq5 brings libssl3, libsasl2 and the rest of
+# what ldd lists; libssl3 is named anyway, as the Kafka client needs it whatever libpq does),
+# CA certificates for TLS to SMTP, webhooks, Kafka and the registry.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libpq5 \
+    && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libpq5 libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \

@@ -5,6 +5,10 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/todo-platform/target
 DATABASE ?= sqlite
 export DATABASE
+# plaintext, or sasl_ssl: the local cluster with a SASL_SSL listener, a SCRAM user and ACLs per
+# service (scripts/kafka-security.sh)
+KAFKA_SECURITY ?= plaintext
+export KAFKA_SECURITY
 
 .PHONY: help dev test stop fmt lint cluster status bench chaos deps
 .DEFAULT_GOAL := help
@@ -15,7 +19,7 @@ help:
 	@sed -n 's/^## make \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | \
 		awk -F'\t' '{ printf "  make %-14s %s\n", $$1, $$2 }'
 
-## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL)
+## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL, KAFKA_SECURITY=sasl_ssl for SASL_SSL + ACLs)
 dev:
 	scripts/dev.sh
 
@@ -52,11 +56,12 @@ deps:
 fmt:
 	cargo fmt --all
 
-## make lint: what CI checks before the tests (fmt, clippy with warnings denied, shellcheck)
+## make lint: what CI checks before the tests (fmt, clippy with warnings denied, shellcheck, cargo-deny)
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	shellcheck scripts/*.sh .ci/run
+	scripts/deny.sh
 
 # ---- deployment (deploy/README.md) --------------------------------------------------------
 IMAGE_PREFIX ?= todo-platform

@@ -8,7 +8,8 @@
 #   scripts/cluster.sh down     stop the registry and the brokers
 #
 # Topics and schemas come from the events crate's catalogue through `todoctl`, never from a
-# list in this script.
+# list in this script. With KAFKA_SECURITY=sasl_ssl the brokers are secured (kafka.sh), todoctl
+# runs as the admin user and `up` grants each service's user its ACLs (kafka-security.sh).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}"
@@ -30,6 +31,9 @@ up)
     started=$SECONDS
     start_backbone
     todoctl setup
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        "$SCRIPTS_DIR/kafka-security.sh" acls
+    fi
     todoctl status
     log "cluster up in $((SECONDS - started)) s"
     ;;

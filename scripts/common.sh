@@ -164,7 +164,28 @@ kill_daemon() {
 KAFKA_HOME="$CACHE_DIR/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
 KAFKA_FETCHED_MARKER="$KAFKA_HOME/.fetched"
-KAFKA_BOOTSTRAP="127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094"
+# KAFKA_SECURITY: plaintext (the default) or sasl_ssl (`make dev KAFKA_SECURITY=sasl_ssl`: a
+# SASL_SSL listener, SCRAM users per service, ACLs; scripts/kafka-security.sh).
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+case "$KAFKA_SECURITY" in
+plaintext | sasl_ssl) ;;
+*) die "KAFKA_SECURITY must be plaintext or sasl_ssl, not '$KAFKA_SECURITY'" ;;
+esac
+# Where the secured cluster's CA, certificates and passwords are kept (made once).
+KAFKA_SECURITY_DIR="${KAFKA_SECURITY_DIR:-$CACHE_DIR/kafka-security}"
+# Node N (1..3) listens on KAFKA_PORT_BASE+N (brokers) and KAFKA_CONTROLLER_PORT_BASE+N
+# (controllers): 9092-9094 and 19092-19094 by default; a second cluster beside the first (the
+# secured test's) moves both.
+KAFKA_PORT_BASE="${KAFKA_PORT_BASE:-9091}"
+KAFKA_CONTROLLER_PORT_BASE="${KAFKA_CONTROLLER_PORT_BASE:-19091}"
+KAFKA_BOOTSTRAP="127.0.0.1:$((KAFKA_PORT_BASE + 1)),127.0.0.1:$((KAFKA_PORT_BASE + 2)),127.0.0.1:$((KAFKA_PORT_BASE + 3))"
+
+# kafka_admin_config: client properties for Kafka's Java tools (empty on the plaintext cluster).
+kafka_admin_config() {
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        cat "$KAFKA_SECURITY_DIR/admin.properties"
+    fi
+}
 
 java_bin() {
     if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
@@ -241,8 +262,13 @@ build_binaries() {
     export BINARIES_BUILT=1
 }
 
-# todoctl <args...>: the operator tool, from the shared build (never a `cargo run` of its own).
+# todoctl <args...>: the operator tool, from the shared build (never a `cargo run` of its own);
+# on the secured cluster as its admin user.
 todoctl() {
     build_binaries
-    (cd "$REPO_ROOT" && "$TARGET_DIR/debug/todoctl" "$@")
+    local security=()
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        mapfile -t security < <("$SCRIPTS_DIR/kafka-security.sh" env admin)
+    fi
+    (cd "$REPO_ROOT" && env "${security[@]}" "$TARGET_DIR/debug/todoctl" "$@")
 }

@@ -30,7 +30,7 @@ APT_PACKAGES=(
     postgresql postgresql-client
     docker-compose
     chromium chromium-driver
-    shellcheck curl jq python3-venv ca-certificates
+    shellcheck curl jq python3-venv ca-certificates openssl
     "${CONTAINER_PACKAGES[@]}"
 )
 # name in Debian 12 first, older name second

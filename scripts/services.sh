@@ -85,6 +85,10 @@ service_env() {
     if [[ "$name" == task-api ]]; then
         echo "JWT_PRIVATE_KEY=$DEV_DIR/jwt-private.pem"
     fi
+    # On the secured cluster each service connects as its own user, with its own ACLs.
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        "$SCRIPTS_DIR/kafka-security.sh" env "$name"
+    fi
 }
 
 ready() { curl -fsS -m 2 "http://127.0.0.1:$(port_of "$1")/readyz" >/dev/null; }

@@ -8,3 +8,4 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "$SCRIPTS_DIR/smtp-sink.sh" stop
 "$SCRIPTS_DIR/postgres.sh" stop
 "$SCRIPTS_DIR/cluster.sh" down
+"$SCRIPTS_DIR/secured-cluster.sh" down

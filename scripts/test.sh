@@ -17,6 +17,15 @@ fi
 "$SCRIPTS_DIR/deploy-tools.sh" # validators of the deployment files (crates/events/tests/deployment.rs)
 # The cluster's setup needs only todoctl; cargo test builds the rest with the tests.
 BUILD_PACKAGES=todoctl "$SCRIPTS_DIR/cluster.sh" up
+# The secured cluster of crates/system-tests/tests/secured.rs (SASL_SSL, a user and ACLs per
+# service; its own ports and run dir) starts once, in the background while cargo builds the
+# tests; the test waits for it (kafka.sh's lock) and it stops when this script ends.
+# On a partial run (ARGS) the test starts it itself if it runs.
+if [[ $# -eq 0 ]]; then
+    mkdir -p "$LOG_DIR"
+    BINARIES_BUILT=1 "$SCRIPTS_DIR/secured-cluster.sh" up >"$LOG_DIR/secured-cluster.log" 2>&1 &
+    trap '"$SCRIPTS_DIR/secured-cluster.sh" down >>"$LOG_DIR/secured-cluster.log" 2>&1 || true' EXIT
+fi
 "$SCRIPTS_DIR/postgres.sh" start
 "$SCRIPTS_DIR/smtp-sink.sh" start
 log "infrastructure ready in $((SECONDS - started)) s"

@@ -38,14 +38,12 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         let metrics = Metrics::new();
         let shutdown = Shutdown::new();
 
-        let mut settings = ConsumerSettings::for_service(
-            Service::AuditService,
-            &config.common.kafka_bootstrap_servers,
-        );
+        let mut settings =
+            ConsumerSettings::for_service(Service::AuditService, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -62,6 +60,7 @@ impl Application {
             &config.verifier,
             metrics,
             crate::http::routes,
+            Service::AuditService,
         )?;
         tracing::info!(port, "audit-service listening");
         Ok(Self {

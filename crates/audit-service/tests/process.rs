@@ -15,9 +15,11 @@ use support::*;
 
 /// Publish `n` task.created events spread over 40 users (so every partition gets some).
 async fn publish_stream(n: usize) -> Vec<String> {
-    let codec = std::sync::Arc::new(events::EventCodec::new(&testing::registry_url()).unwrap());
+    let codec = std::sync::Arc::new(
+        events::EventCodec::connect(&service_kit::testing::registry_access()).unwrap(),
+    );
     let publisher =
-        events::EventPublisher::connect(&testing::bootstrap_servers(), codec, "audit-tests")
+        events::EventPublisher::connect(service_kit::testing::kafka_config(), codec, "audit-tests")
             .unwrap();
     let users: Vec<String> = (0..40).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let events: Vec<_> = (0..n)
@@ -87,8 +89,7 @@ async fn sigkill_mid_stream_then_restart_stores_every_event_exactly_once() {
 }
 
 fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .create()
         .unwrap();

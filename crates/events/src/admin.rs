@@ -111,10 +111,10 @@ pub struct TopicAdmin {
 }
 
 impl TopicAdmin {
-    pub fn connect(bootstrap_servers: &str) -> Result<Self, KafkaError> {
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap_servers)
-            .create()?;
+    /// An admin client over `client` (where the brokers are and how to authenticate;
+    /// `service_kit::kafka` builds it).
+    pub fn connect(client: &ClientConfig) -> Result<Self, KafkaError> {
+        let admin = client.create()?;
         Ok(Self {
             admin: Arc::new(admin),
             timeout: Duration::from_secs(30),

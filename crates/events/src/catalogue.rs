@@ -288,6 +288,35 @@ impl Service {
         }
     }
 
+    /// The topics the service produces to (besides its dead-letter topics).
+    pub const fn produces(self) -> &'static [Topic] {
+        match self {
+            Service::TaskApi => &[
+                Topic::TaskCreated,
+                Topic::TaskUpdated,
+                Topic::TaskCompleted,
+                Topic::TaskDeleted,
+                Topic::UserRegistered,
+                Topic::UserAuthenticated,
+                Topic::UserUpdated,
+                Topic::TaskShared,
+                Topic::TaskAssigned,
+            ],
+            Service::NotificationService => &[Topic::ReminderTriggered, Topic::NotificationSent],
+            Service::RecurringTaskService => &[Topic::TaskCreated],
+            Service::WsGateway | Service::AuditService => &[],
+        }
+    }
+
+    /// Every topic the service reads or writes, once each: what its Kafka user needs ACLs for
+    /// (with its dead-letter topics and its consumer group).
+    pub fn uses(self) -> Vec<Topic> {
+        Topic::ALL
+            .into_iter()
+            .filter(|t| self.consumes().contains(t) || self.produces().contains(t))
+            .collect()
+    }
+
     /// Dead-letter topics of this service, one per consumed topic.
     pub fn dead_letter_topics(self) -> impl Iterator<Item = DeadLetterTopic> {
         self.consumes()

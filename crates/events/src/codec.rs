@@ -22,16 +22,18 @@ use dashmap::DashMap;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{
+    BytesResult, SchemaType, SuppliedSchema, get_bytes_result,
+};
 
 use crate::catalogue::Topic;
 use crate::model::*;
+use crate::registry::RegistryAccess;
 use crate::validate::InvalidEvent;
 
 /// Upper bound for any single allocation the Avro decoder makes from a length it read: a garbage
 /// body must not make a consumer allocate gigabytes.
 const MAX_AVRO_ALLOCATION_BYTES: usize = 8 * 1024 * 1024;
-const WIRE_HEADER_LEN: usize = 5;
 const MAGIC_BYTE: u8 = 0;
 
 /// Why a message could not be decoded into an event.
@@ -147,13 +149,21 @@ impl std::fmt::Debug for EventCodec {
 }
 
 impl EventCodec {
-    /// A codec talking to the Confluent-compatible registry at `registry_url`.
+    /// A codec talking to the unauthenticated Confluent-compatible registry at `registry_url`.
     pub fn new(registry_url: &str) -> Result<Self, SRCError> {
+        Self::connect(&RegistryAccess::plain(registry_url))
+    }
+
+    /// A codec talking to the registry with its credentials and CA bundle, if any.
+    pub fn connect(access: &RegistryAccess) -> Result<Self, SRCError> {
         apache_avro::util::max_allocation_bytes(MAX_AVRO_ALLOCATION_BYTES);
-        let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_owned())
-            .set_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()?;
+        let timeout = Duration::from_secs(5);
+        let mut builder = SrSettings::new_builder(access.url().to_owned());
+        builder.set_timeout(timeout).no_proxy();
+        if let Some((user, password)) = access.basic_auth() {
+            builder.set_basic_authorization(user, Some(password));
+        }
+        let settings = builder.build_with(access.http_builder(timeout))?;
         Ok(Self {
             decoder: AvroDecoder::new(settings.clone()),
             settings,
@@ -235,6 +245,10 @@ impl EventCodec {
                 E::TOPIC
             )));
         };
+        // The header is written here rather than with schema_registry_converter's `get_payload`,
+        // which takes the Avro body as a separate Vec and copies it behind the header: this way
+        // the body is serialised straight into the one buffer the message is sent from.
+        // Decoding uses the converter's `get_bytes_result`.
         let mut buf = Vec::with_capacity(256);
         buf.push(MAGIC_BYTE);
         buf.extend_from_slice(&registered.id.to_be_bytes());
@@ -306,16 +320,18 @@ impl EventCodec {
 
     /// Decode a wire-format payload into `E`, which must be the type of the topic it came from.
     pub async fn decode_as<E: Event>(&self, payload: Option<&[u8]>) -> Result<E, DecodeError> {
-        let bytes = payload.ok_or(DecodeError::MissingValue)?;
-        if bytes.len() < WIRE_HEADER_LEN {
-            return Err(DecodeError::NotWireFormat("shorter than the 5-byte header"));
-        }
-        if bytes[0] != MAGIC_BYTE {
-            return Err(DecodeError::NotWireFormat(
-                "first byte is not the magic byte 0",
-            ));
-        }
-        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let (id, body) = match get_bytes_result(payload) {
+            BytesResult::Valid(id, body) => (id, body),
+            BytesResult::Null => return Err(DecodeError::MissingValue),
+            BytesResult::Invalid(bytes) if bytes.len() < 5 => {
+                return Err(DecodeError::NotWireFormat("shorter than the 5-byte header"));
+            }
+            BytesResult::Invalid(_) => {
+                return Err(DecodeError::NotWireFormat(
+                    "first byte is not the magic byte 0",
+                ));
+            }
+        };
         let plan = self.read_plan(id, E::TOPIC).await?;
         if plan.topic != E::TOPIC {
             return Err(DecodeError::WrongType {
@@ -324,7 +340,6 @@ impl EventCodec {
                 found: plan.topic.spec().value_type.to_owned(),
             });
         }
-        let body = &bytes[WIRE_HEADER_LEN..];
         let mut cursor = Cursor::new(body);
         let event: E = if plan.direct {
             plan.reader

@@ -9,6 +9,7 @@
 //! * [`names`]: the client-facing names of the enums (`as_str`, `FromStr`);
 //! * [`task_view`]: the task as clients see it, read from any task event.
 
+pub mod access;
 pub mod admin;
 pub mod catalogue;
 pub mod codec;

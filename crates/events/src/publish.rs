@@ -21,18 +21,20 @@ pub mod headers {
 
 /// Producer settings every service uses: idempotent, `acks=all`, so an acknowledged write is on
 /// at least `min.insync.replicas` brokers and a retry never duplicates or reorders a partition.
-pub fn producer_config(bootstrap_servers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+/// `client` says where the brokers are and how to authenticate (`service_kit::kafka` builds it).
+pub fn producer_config(client: ClientConfig) -> ClientConfig {
+    let mut config = client;
     config
-        .set("bootstrap.servers", bootstrap_servers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "snappy")
         // Small batching window: a few ms of latency buys far fewer requests under load.
         .set("linger.ms", "5")
         // librdkafka retries internally until this bound; callers see one outcome per message.
-        .set("message.timeout.ms", "30000")
-        .set("client.id", "todo-platform");
+        .set("message.timeout.ms", "30000");
+    if config.get("client.id").is_none() {
+        config.set("client.id", "todo-platform");
+    }
     config
 }
 
@@ -72,13 +74,13 @@ impl EventPublisher {
         }
     }
 
-    /// Build the producer from [`producer_config`].
+    /// Build the producer from [`producer_config`] over `client`.
     pub fn connect(
-        bootstrap_servers: &str,
+        client: ClientConfig,
         codec: Arc<EventCodec>,
         producer_name: &'static str,
     ) -> Result<Self, KafkaError> {
-        let producer = producer_config(bootstrap_servers).create()?;
+        let producer = producer_config(client).create()?;
         Ok(Self::new(producer, codec, producer_name))
     }
 

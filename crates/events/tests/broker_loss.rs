@@ -58,7 +58,7 @@ async fn wait_until_whole(admin: &TopicAdmin) {
 
 #[tokio::test]
 async fn producing_and_consuming_survive_the_loss_of_one_broker() {
-    let admin = TopicAdmin::connect(&bootstrap()).unwrap();
+    let admin = TopicAdmin::connect(&client_config()).unwrap();
     wait_until_whole(&admin).await;
     let codec = codec();
     let publisher = publisher(codec.clone());

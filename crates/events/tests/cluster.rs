@@ -198,7 +198,7 @@ async fn a_task_created_written_with_the_seed_schema_reads_with_defaults() {
 
 #[tokio::test]
 async fn topic_configurations_on_the_brokers_match_the_catalogue() {
-    let admin = TopicAdmin::connect(&bootstrap()).unwrap();
+    let admin = TopicAdmin::connect(&client_config()).unwrap();
     let desired = DesiredTopic::everything();
     let names: Vec<&str> = desired.iter().map(|d| d.name.as_str()).collect();
     let states = admin.describe(&names).await.expect("describe");

@@ -87,7 +87,116 @@ fn every_service_has_probes_limits_hardening_and_its_companions() {
             );
         }
         deploy::named(docs, "Deployment", "schema-registry");
-        deploy::named(docs, "Deployment", "kafka-ui");
+        let ui = deploy::of_kind(docs, "Deployment").find(|d| d["metadata"]["name"] == "kafka-ui");
+        if overlay == "prod" {
+            assert!(ui.is_none(), "prod: no Kafka UI");
+        } else {
+            let ui = ui.unwrap_or_else(|| panic!("{overlay}: kafka-ui"));
+            let env = &ui["spec"]["template"]["spec"]["containers"][0]["env"];
+            let value = |name: &str| {
+                env.as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["name"] == name)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{overlay}: kafka-ui {name}"))
+            };
+            assert_eq!(value("KAFKA_CLUSTERS_0_READONLY")["value"], "true");
+            assert_eq!(value("AUTH_TYPE")["value"], "LOGIN_FORM");
+        }
+    }
+}
+
+/// Least privilege on Kafka: every listener authenticates, ACLs are enforced, and each
+/// service's KafkaUser grants exactly what `Service::acls` derives from the catalogue
+/// (regenerate deploy/k8s/base/kafka/users.yaml with generate-users.sh after a change); each
+/// service has a NetworkPolicy for both directions and connects as its own user.
+#[test]
+fn every_service_is_its_own_kafka_user_with_exactly_its_acls_and_a_network_policy() {
+    use events::Service;
+    use events::access::{Operation, Resource};
+    for (overlay, (_, docs)) in deploy::rendered_overlays() {
+        let kafka = deploy::of_kind(docs, "Kafka").next().unwrap();
+        assert_eq!(
+            kafka["spec"]["kafka"]["authorization"]["type"], "simple",
+            "{overlay}"
+        );
+        for listener in kafka["spec"]["kafka"]["listeners"].as_array().unwrap() {
+            assert_eq!(listener["tls"], true, "{overlay}: {listener}");
+            assert!(
+                listener["authentication"]["type"].is_string(),
+                "{overlay}: unauthenticated listener {listener}"
+            );
+        }
+        for service in Service::ALL {
+            let name = service.name();
+            let user = deploy::named(docs, "KafkaUser", name);
+            assert_eq!(user["spec"]["authentication"]["type"], "scram-sha-512");
+            let mut granted: Vec<(String, String, String, String)> = user["spec"]["authorization"]
+                ["acls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|acl| {
+                    let r = &acl["resource"];
+                    acl["operations"].as_array().unwrap().iter().map(move |op| {
+                        (
+                            r["type"].as_str().unwrap().to_owned(),
+                            r["patternType"].as_str().unwrap_or("literal").to_owned(),
+                            r["name"].as_str().unwrap().to_owned(),
+                            op.as_str().unwrap().to_owned(),
+                        )
+                    })
+                })
+                .collect();
+            let mut wanted: Vec<(String, String, String, String)> = service
+                .acls()
+                .into_iter()
+                .map(|acl| {
+                    let (kind, pattern, name) = match acl.resource {
+                        Resource::Topic(n) => ("topic", "literal", n),
+                        Resource::GroupPrefix(n) => ("group", "prefix", n),
+                    };
+                    let op = match acl.operation {
+                        Operation::Read => "Read",
+                        Operation::Write => "Write",
+                    };
+                    (kind.to_owned(), pattern.to_owned(), name, op.to_owned())
+                })
+                .collect();
+            granted.sort();
+            wanted.sort();
+            assert_eq!(granted, wanted, "{overlay}: KafkaUser {name}");
+            let policy = deploy::named(docs, "NetworkPolicy", name);
+            assert_eq!(
+                policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], name,
+                "{overlay}"
+            );
+            assert_eq!(
+                policy["spec"]["policyTypes"],
+                serde_json::json!(["Ingress", "Egress"]),
+                "{overlay}"
+            );
+            let deployment = deploy::named(docs, "Deployment", name);
+            let config = deploy::of_kind(docs, "ConfigMap")
+                .find(|c| {
+                    c["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{name}-config"))
+                })
+                .unwrap();
+            assert_eq!(config["data"]["KAFKA_SASL_USERNAME"], name, "{overlay}");
+            assert_eq!(
+                config["data"]["KAFKA_SECURITY_PROTOCOL"], "SASL_SSL",
+                "{overlay}"
+            );
+            let volumes = deployment["spec"]["template"]["spec"]["volumes"].to_string();
+            assert!(
+                volumes.contains(&format!("\"secretName\":\"{name}\"")),
+                "{overlay}: {name} mounts its KafkaUser's Secret: {volumes}"
+            );
+        }
     }
 }
 
@@ -103,6 +212,8 @@ fn variables_read_by(service: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut sources = vec![own.clone()];
     for (marker, file) in [
         ("CommonConfig::from_env", "config.rs"),
+        ("CommonConfig::from_env", "kafka.rs"),
+        ("KafkaAccess::from_env", "kafka.rs"),
         ("TokenVerifier::from_env", "auth.rs"),
         ("WebhookKey::from_env", "webhook.rs"),
         ("telemetry::", "telemetry.rs"),

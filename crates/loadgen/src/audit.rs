@@ -79,8 +79,11 @@ impl AuditIngest {
 
     /// Publish the events (many users, so every partition gets its share).
     async fn fill(&self) -> anyhow::Result<Duration> {
-        let codec = Arc::new(EventCodec::new(&testing::registry_url())?);
-        let publisher = EventPublisher::connect(&testing::bootstrap_servers(), codec, "loadgen")?;
+        let codec = Arc::new(EventCodec::connect(
+            &service_kit::testing::registry_access(),
+        )?);
+        let publisher =
+            EventPublisher::connect(service_kit::testing::kafka_config(), codec, "loadgen")?;
         let users: Vec<String> = (0..64).map(|_| uuid::Uuid::new_v4().to_string()).collect();
         let started = Instant::now();
         let mut sent = 0;
@@ -215,8 +218,7 @@ fn position_at_fill(group: &str, start: &[i64]) -> anyhow::Result<()> {
         .filter(|t| *t != Topic::TaskCreated)
         .collect();
     testing::position_group_at_end(group, &others);
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .create()?;
     let mut tpl = rdkafka::TopicPartitionList::new();

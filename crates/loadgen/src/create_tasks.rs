@@ -274,8 +274,7 @@ impl KafkaReader {
         let target = Arc::new(AtomicUsize::new(usize::MAX));
         let (wanted, goal) = (user_id.to_owned(), target.clone());
         let handle = tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", testing::bootstrap_servers())
+            let consumer: BaseConsumer = service_kit::testing::kafka_config()
                 .set("group.id", testing::unique_group("loadgen-reader"))
                 .set("enable.auto.commit", "false")
                 .set("fetch.wait.max.ms", "10")
@@ -319,7 +318,9 @@ async fn to_kafka_latencies(
     seen: &[(Instant, OwnedMessage)],
     acked: &HashMap<String, Instant>,
 ) -> anyhow::Result<Latencies> {
-    let codec = Arc::new(EventCodec::new(&testing::registry_url())?);
+    let codec = Arc::new(EventCodec::connect(
+        &service_kit::testing::registry_access(),
+    )?);
     let mut ms = Vec::with_capacity(seen.len());
     for (at, m) in seen {
         if let Ok(e) = codec.decode(m.topic(), m.payload()).await

@@ -197,8 +197,7 @@ pub async fn keyed_timestamps(
 ) -> anyhow::Result<Vec<(String, i64)>> {
     tokio::task::spawn_blocking(move || {
         let end = testing::end_offsets(topic.name(), topic.spec().partitions);
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", testing::bootstrap_servers())
+        let consumer: BaseConsumer = service_kit::testing::kafka_config()
             .set("group.id", testing::unique_group("loadgen-reader"))
             .set("enable.auto.commit", "false")
             .create()?;
@@ -250,9 +249,7 @@ pub async fn delete_up_to(topic: &str, end: &[i64]) -> anyhow::Result<()> {
     for (p, offset) in end.iter().enumerate() {
         tpl.add_partition_offset(topic, p as i32, rdkafka::Offset::Offset(*offset))?;
     }
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = service_kit::testing::kafka_config().create()?;
     admin
         .delete_records(&tpl, &AdminOptions::new())
         .await

@@ -132,8 +132,8 @@ impl Reminders {
         .await?;
         let config = Config {
             common: CommonConfig {
-                kafka_bootstrap_servers: testing::bootstrap_servers(),
-                schema_registry_url: testing::registry_url(),
+                kafka: service_kit::testing::kafka_access(),
+                registry: service_kit::testing::registry_access(),
                 database_url: database_url.clone(),
                 bind_addr: "127.0.0.1:0".parse()?,
                 shutdown_timeout: Duration::from_secs(10),
@@ -181,8 +181,11 @@ impl Reminders {
         marks: &TopicMarks,
         domain: &str,
     ) -> anyhow::Result<Measured> {
-        let codec = Arc::new(EventCodec::new(&testing::registry_url())?);
-        let publisher = EventPublisher::connect(&testing::bootstrap_servers(), codec, "task-api")?;
+        let codec = Arc::new(EventCodec::connect(
+            &service_kit::testing::registry_access(),
+        )?);
+        let publisher =
+            EventPublisher::connect(service_kit::testing::kafka_config(), codec, "task-api")?;
         let people: Vec<UserRegisteredEvent> = (0..USERS).map(|_| user(domain)).collect();
         for u in &people {
             publisher.publish(u, None).await?;

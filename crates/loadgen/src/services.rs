@@ -83,8 +83,8 @@ pub async fn start_task_api(
     let database_url = testing::fresh_database(backend);
     let config = task_api::config::Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: testing::bootstrap_servers(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
             database_url: database_url.clone(),
             bind_addr: format!("127.0.0.1:{port}").parse()?,
             shutdown_timeout: Duration::from_secs(10),
@@ -114,8 +114,8 @@ pub async fn start_gateway(port: u16, public_key: &str) -> anyhow::Result<Runnin
         AllowedOrigins, Config, ConnectionSettings, DEFAULT_ALLOWED_ORIGINS, ReplayLimits,
     };
     let config = Config {
-        kafka_bootstrap_servers: testing::bootstrap_servers(),
-        schema_registry_url: testing::registry_url(),
+        kafka: service_kit::testing::kafka_access(),
+        registry: service_kit::testing::registry_access(),
         bind_addr: format!("127.0.0.1:{port}").parse()?,
         shutdown_timeout: Duration::from_secs(10),
         verifier: TokenVerifier::from_pem(public_key)?,

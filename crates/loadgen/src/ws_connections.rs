@@ -208,8 +208,11 @@ impl WsConnections {
         let loaded_kib = gateway.resident_kib()?;
 
         // Every open connection still works: one event per user reaches all its connections.
-        let codec = Arc::new(EventCodec::new(&testing::registry_url())?);
-        let publisher = EventPublisher::connect(&testing::bootstrap_servers(), codec, "loadgen")?;
+        let codec = Arc::new(EventCodec::connect(
+            &service_kit::testing::registry_access(),
+        )?);
+        let publisher =
+            EventPublisher::connect(service_kit::testing::kafka_config(), codec, "loadgen")?;
         let events: Vec<_> = users.iter().map(|u| quiet_task_created(u)).collect();
         let delivery = Instant::now();
         for chunk in events.chunks(500) {

@@ -54,7 +54,7 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         // Registering now finds a registry problem at start; if the registry is away, the relay
         // registers on first publish and retries until it can.
         if let Err(e) = codec
@@ -70,7 +70,7 @@ impl Application {
         let outbox = RunningOutbox::start(
             &db,
             Service::NotificationService,
-            &config.common.kafka_bootstrap_servers,
+            &config.common.kafka,
             codec.clone(),
             &metrics,
             RelaySettings::default(),
@@ -116,10 +116,8 @@ impl Application {
             config.schedule.max_idle,
         ));
 
-        let mut settings = ConsumerSettings::for_service(
-            Service::NotificationService,
-            &config.common.kafka_bootstrap_servers,
-        );
+        let mut settings =
+            ConsumerSettings::for_service(Service::NotificationService, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -136,6 +134,7 @@ impl Application {
             &config.verifier,
             metrics,
             crate::http::routes,
+            Service::NotificationService,
         )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {

@@ -148,8 +148,7 @@ async fn local_due_times_follow_each_users_zone_across_dst() {
 /// Commit `group`'s offsets back to `start`, so the service reads everything again.
 fn rewind(group: &str, start: &[(events::Topic, Vec<i64>)]) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

@@ -42,7 +42,7 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         let metrics = Metrics::new();
         let series_metrics = SeriesMetrics::register(&metrics);
         let shutdown = Shutdown::new();
@@ -50,7 +50,7 @@ impl Application {
         let outbox = RunningOutbox::start(
             &db,
             Service::RecurringTaskService,
-            &config.common.kafka_bootstrap_servers,
+            &config.common.kafka,
             codec.clone(),
             &metrics,
             RelaySettings {
@@ -61,10 +61,8 @@ impl Application {
         .await?;
         let wake = outbox.waker();
 
-        let mut settings = ConsumerSettings::for_service(
-            Service::RecurringTaskService,
-            &config.common.kafka_bootstrap_servers,
-        );
+        let mut settings =
+            ConsumerSettings::for_service(Service::RecurringTaskService, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -86,6 +84,7 @@ impl Application {
             &config.verifier,
             metrics,
             crate::http::routes,
+            Service::RecurringTaskService,
         )?;
         tracing::info!(port, "recurring-task-service listening");
         Ok(Self {

@@ -35,8 +35,8 @@ impl TaskApi {
         .unwrap();
         let config = task_api::config::Config {
             common: CommonConfig {
-                kafka_bootstrap_servers: testing::bootstrap_servers(),
-                schema_registry_url: testing::registry_url(),
+                kafka: service_kit::testing::kafka_access(),
+                registry: service_kit::testing::registry_access(),
                 database_url: testing::fresh_database(backend),
                 bind_addr: "127.0.0.1:0".parse().unwrap(),
                 shutdown_timeout: Duration::from_secs(10),

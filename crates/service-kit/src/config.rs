@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
+use events::registry::RegistryAccess;
+
+use crate::kafka::KafkaAccess;
+
 /// A setting that is missing or cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -63,10 +67,12 @@ pub fn millis_or(name: &'static str, default: Duration) -> Result<Duration, Conf
 /// The settings every service reads.
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
-    /// `KAFKA_BOOTSTRAP_SERVERS`, required.
-    pub kafka_bootstrap_servers: String,
-    /// `SCHEMA_REGISTRY_URL`, required: base URL of the Confluent-compatible API.
-    pub schema_registry_url: String,
+    /// `KAFKA_BOOTSTRAP_SERVERS` (required) and the Kafka security settings
+    /// ([`crate::kafka`]).
+    pub kafka: KafkaAccess,
+    /// `SCHEMA_REGISTRY_URL` (required: base URL of the Confluent-compatible API), and its
+    /// credentials and CA bundle where it needs them ([`crate::kafka`]).
+    pub registry: RegistryAccess,
     /// `DATABASE_URL`, default `sqlite://<service>.db`.
     pub database_url: DatabaseUrl,
     /// `BIND_ADDR`, default `127.0.0.1:<service port>`.
@@ -79,30 +85,16 @@ impl CommonConfig {
     /// Read the common settings; `service` names the default SQLite file, `port` is the
     /// contract's port for the service.
     pub fn from_env(service: &str, port: u16) -> Result<Self, ConfigError> {
-        let kafka_bootstrap_servers = required("KAFKA_BOOTSTRAP_SERVERS")?;
-        if kafka_bootstrap_servers.split(',').any(|s| !s.contains(':')) {
-            return Err(ConfigError::new(
-                "KAFKA_BOOTSTRAP_SERVERS",
-                "must be a comma-separated list of host:port",
-            ));
-        }
-        let schema_registry_url = required("SCHEMA_REGISTRY_URL")?;
-        if !(schema_registry_url.starts_with("http://")
-            || schema_registry_url.starts_with("https://"))
-        {
-            return Err(ConfigError::new(
-                "SCHEMA_REGISTRY_URL",
-                "must be an http(s) URL",
-            ));
-        }
+        let kafka = KafkaAccess::from_env()?;
+        let registry = crate::kafka::registry_from_env()?;
         let database_url = match optional("DATABASE_URL") {
             Some(url) => url.parse()?,
             None => DatabaseUrl::Sqlite(format!("{service}.db")),
         };
         let bind_addr = parsed_or("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], port)))?;
         Ok(Self {
-            kafka_bootstrap_servers,
-            schema_registry_url,
+            kafka,
+            registry,
             database_url,
             bind_addr,
             shutdown_timeout: millis_or("SHUTDOWN_TIMEOUT_MS", Duration::from_secs(20))?,

@@ -199,10 +199,27 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 /// One dependency `/readyz` checks.
 pub type Probe = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// What `/readyz` checks, by name.
+/// What `/readyz` checks, by name. A check either gates readiness (the service cannot do its
+/// own work without it) or is only reported (shown in the body, its outage carried by metrics
+/// and alerts instead: task-api keeps taking writes into its outbox while Kafka is down).
 #[derive(Clone, Default)]
 pub struct Readiness {
-    probes: Vec<(&'static str, Probe)>,
+    probes: Vec<(&'static str, Probe, Gate)>,
+}
+
+/// Whether a failing check makes the service not ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Gates,
+    Reported,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: &'static str,
+    pub gate: Gate,
+    pub result: Result<(), String>,
 }
 
 impl Readiness {
@@ -210,21 +227,32 @@ impl Readiness {
         Self::default()
     }
 
+    /// A check that gates readiness.
     pub fn with(mut self, name: &'static str, probe: Probe) -> Self {
-        self.probes.push((name, probe));
+        self.probes.push((name, probe, Gate::Gates));
+        self
+    }
+
+    /// A check that is reported but does not gate readiness.
+    pub fn reporting(mut self, name: &'static str, probe: Probe) -> Self {
+        self.probes.push((name, probe, Gate::Reported));
         self
     }
 
     /// Run every probe concurrently, each bounded to 3 seconds.
-    pub async fn check(&self) -> Vec<(&'static str, Result<(), String>)> {
-        let checks = self.probes.iter().map(|(name, probe)| {
+    pub async fn check(&self) -> Vec<CheckResult> {
+        let checks = self.probes.iter().map(|(name, probe, gate)| {
             let fut = probe();
             async move {
                 let result = match tokio::time::timeout(Duration::from_secs(3), fut).await {
                     Ok(r) => r,
                     Err(_) => Err("timed out after 3 s".to_owned()),
                 };
-                (*name, result)
+                CheckResult {
+                    name,
+                    gate: *gate,
+                    result,
+                }
             }
         });
         futures::future::join_all(checks).await
@@ -232,39 +260,39 @@ impl Readiness {
 }
 
 /// Probe: the Kafka cluster answers a metadata request.
-pub fn kafka_probe(bootstrap: &str) -> Probe {
-    use rdkafka::producer::{BaseProducer, Producer};
-    let client: Option<Arc<BaseProducer>> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .ok()
-        .map(Arc::new);
+pub fn kafka_probe(kafka: &crate::kafka::KafkaAccess) -> Probe {
+    let client = crate::kafka::AccessCheck::new(kafka, &[]).map(Arc::new);
     Arc::new(move || {
         let client = client.clone();
         Box::pin(async move {
-            let client = client.ok_or_else(|| "cannot create a Kafka client".to_owned())?;
-            tokio::task::spawn_blocking(move || {
-                client
-                    .client()
-                    .fetch_metadata(None, Duration::from_secs(2))
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| {
-                        if m.brokers().is_empty() {
-                            Err("no brokers".to_owned())
-                        } else {
-                            Ok(())
-                        }
-                    })
-            })
-            .await
-            .map_err(|e| e.to_string())?
+            let client = client.map_err(|e| format!("cannot create a Kafka client: {e}"))?;
+            tokio::task::spawn_blocking(move || client.reachable())
+                .await
+                .map_err(|e| e.to_string())?
+        })
+    })
+}
+
+/// Probe: the brokers accept this service's credentials and show it every topic it uses
+/// (a topic it has no ACL for is missing from its metadata). Unlike an outage, a refusal does
+/// not end by itself: it gates readiness, so a rollout with wrong credentials or ACLs stops.
+/// A cluster that does not answer passes here (the `kafka` check reports it).
+pub fn kafka_access_probe(kafka: &crate::kafka::KafkaAccess, topics: &[events::Topic]) -> Probe {
+    let client = crate::kafka::AccessCheck::new(kafka, topics).map(Arc::new);
+    Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move {
+            let client = client.map_err(|e| format!("cannot create a Kafka client: {e}"))?;
+            tokio::task::spawn_blocking(move || client.not_refused())
+                .await
+                .map_err(|e| e.to_string())?
         })
     })
 }
 
 /// Probe: the schema registry answers.
-pub fn registry_probe(url: &str) -> Probe {
-    let admin = events::registry::RegistryAdmin::new(url).ok();
+pub fn registry_probe(registry: &events::registry::RegistryAccess) -> Probe {
+    let admin = events::registry::RegistryAdmin::connect(registry).ok();
     Arc::new(move || {
         let admin = admin.clone();
         Box::pin(async move {
@@ -306,15 +334,20 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     let results = readiness.check().await;
-    let ready = results.iter().all(|(_, r)| r.is_ok());
+    let ready = results
+        .iter()
+        .all(|c| c.result.is_ok() || c.gate == Gate::Reported);
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
-        .map(|(name, r)| {
-            let v = match r {
+        .map(|c| {
+            let mut v = match c.result {
                 Ok(()) => serde_json::json!({"status": "ok"}),
                 Err(e) => serde_json::json!({"status": "failing", "error": e}),
             };
-            (name.to_owned(), v)
+            if c.gate == Gate::Reported {
+                v["gates_readiness"] = serde_json::Value::Bool(false);
+            }
+            (c.name.to_owned(), v)
         })
         .collect();
     let body =
@@ -451,18 +484,21 @@ impl actix_web::FromRequest for Authenticated {
 }
 
 impl Readiness {
-    /// The contract's readiness: Kafka, the registry and (when the service has one) the database.
-    pub fn standard(config: &crate::config::CommonConfig, db: Option<crate::db::Database>) -> Self {
-        let readiness = Self::new()
-            .with("kafka", kafka_probe(&config.kafka_bootstrap_servers))
-            .with(
-                "schema_registry",
-                registry_probe(&config.schema_registry_url),
-            );
-        match db {
-            Some(db) => readiness.with("database", database_probe(db)),
-            None => readiness,
-        }
+    /// The readiness of a service that keeps its own database (docs/contract.md §5): ready
+    /// when the database answers and Kafka does not refuse the service's credentials or any
+    /// of `topics`; Kafka's and the registry's reachability are reported, not gating (an
+    /// outage is carried by the lag and outbox metrics and their alerts, and the service's
+    /// API goes on answering from its database meanwhile).
+    pub fn standard(
+        config: &crate::config::CommonConfig,
+        db: crate::db::Database,
+        topics: &[events::Topic],
+    ) -> Self {
+        Self::new()
+            .with("database", database_probe(db))
+            .with("kafka_access", kafka_access_probe(&config.kafka, topics))
+            .reporting("kafka", kafka_probe(&config.kafka))
+            .reporting("schema_registry", registry_probe(&config.registry))
     }
 }
 
@@ -484,9 +520,10 @@ pub fn database_api_server(
     verifier: &crate::auth::TokenVerifier,
     metrics: Metrics,
     routes: fn(&mut web::ServiceConfig),
+    service: events::Service,
 ) -> std::io::Result<(actix_web::dev::Server, u16)> {
     let (listener, port) = bind(config.bind_addr)?;
-    let readiness = Readiness::standard(config, Some(db.clone()));
+    let readiness = Readiness::standard(config, db.clone(), &service.uses());
     let (db, verifier) = (web::Data::new(db.clone()), web::Data::new(verifier.clone()));
     let server = server(
         listener,

@@ -5,6 +5,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod http;
+pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;

@@ -19,6 +19,24 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
+/// The brokers of [`bootstrap_servers`] with the security settings of the test's environment
+/// (`KAFKA_SECURITY_PROTOCOL`, ...: a test against the secured cluster connects as its user).
+pub fn kafka_access() -> crate::kafka::KafkaAccess {
+    crate::kafka::KafkaAccess::from_env_with_bootstrap(&bootstrap_servers())
+        .unwrap_or_else(|e| panic!("Kafka settings of the test environment: {e}"))
+}
+
+/// The client settings a test helper starts from: [`kafka_access`]'s.
+pub fn kafka_config() -> rdkafka::ClientConfig {
+    kafka_access().client_config()
+}
+
+/// The registry of [`registry_url`] with the credentials and CA of the test's environment.
+pub fn registry_access() -> events::registry::RegistryAccess {
+    crate::kafka::registry_from_env_with_url(&registry_url())
+        .unwrap_or_else(|e| panic!("registry settings of the test environment: {e}"))
+}
+
 /// Server URL of the test PostgreSQL (`TEST_POSTGRES_URL`, default the local one).
 pub fn postgres_server_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -122,9 +140,18 @@ pub fn watermarks(
 /// Commit `group`'s offsets at the current end of every partition of `topics`, so a service
 /// started with that group sees only what is published from now on, whatever the topics hold.
 pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
+    position_group_at_end_with(&kafka_access(), group, topics)
+}
+
+/// [`position_group_at_end`] on the cluster of `kafka`.
+pub fn position_group_at_end_with(
+    kafka: &crate::kafka::KafkaAccess,
+    group: &str,
+    topics: &[events::Topic],
+) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers())
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
@@ -145,10 +172,7 @@ pub fn position_group_at_end(group: &str, topics: &[events::Topic]) {
 /// End offsets of every partition of a topic (by name), to read what arrives after them.
 pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
     use rdkafka::consumer::BaseConsumer;
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers())
-        .create()
-        .expect("consumer");
+    let consumer: BaseConsumer = kafka_config().create().expect("consumer");
     (0..partitions)
         .map(|p| watermarks(&consumer, topic, p).1)
         .collect()
@@ -163,8 +187,7 @@ pub fn read_until(
     predicate: impl Fn(&[rdkafka::message::OwnedMessage]) -> bool,
 ) -> Vec<rdkafka::message::OwnedMessage> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers())
+    let consumer: BaseConsumer = kafka_config()
         .set("group.id", unique_group("reader"))
         .set("enable.auto.commit", "false")
         .create()

@@ -41,10 +41,13 @@ fn relay(db: &Database, bootstrap: &str, metrics: &Metrics) -> OutboxRelay {
 }
 
 fn relay_of(db: &Database, bootstrap: &str, metrics: &Metrics, batch_size: i64) -> OutboxRelay {
-    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
+    let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
     OutboxRelay::new(
         db.clone(),
-        bootstrap,
+        &service_kit::kafka::KafkaAccess {
+            bootstrap_servers: bootstrap.to_owned(),
+            ..testing::kafka_access()
+        },
         codec,
         Service::TaskApi,
         RelaySettings {

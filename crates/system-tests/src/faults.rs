@@ -39,7 +39,7 @@ pub fn start_registry() {
 
 /// Wait until the cluster has three brokers and every catalogue topic its full ISR.
 pub async fn wait_cluster_whole(bound: Duration) {
-    let admin = TopicAdmin::connect(&service_kit::testing::bootstrap_servers()).unwrap();
+    let admin = TopicAdmin::connect(&service_kit::testing::kafka_config()).unwrap();
     let desired = DesiredTopic::everything();
     let names: Vec<&str> = desired.iter().map(|d| d.name.as_str()).collect();
     let deadline = Instant::now() + bound;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use events::Service;
 use service_kit::config::DatabaseUrl;
+use service_kit::kafka::KafkaAccess;
 use service_kit::testing::{self, Backend};
 
 /// A service of the system.
@@ -59,6 +60,26 @@ pub struct System {
     webhook_key: String,
     running: HashMap<Svc, Running>,
     pub signer: service_kit::auth::TokenSigner,
+    kafka: KafkaAccess,
+    service_env: HashMap<Svc, Vec<(String, String)>>,
+}
+
+/// How the services reach Kafka: the test's own access (positioning the groups, reading what
+/// was published) and each service's own settings on top of the common ones (its user on the
+/// secured cluster).
+pub struct KafkaSettings {
+    pub access: KafkaAccess,
+    pub service_env: HashMap<Svc, Vec<(String, String)>>,
+}
+
+impl KafkaSettings {
+    /// The test environment's cluster, every service with the same settings.
+    pub fn from_test_env() -> Self {
+        Self {
+            access: testing::kafka_access(),
+            service_env: HashMap::new(),
+        }
+    }
 }
 
 fn bin_dir() -> PathBuf {
@@ -78,6 +99,11 @@ fn free_port() -> u16 {
 impl System {
     /// Start all five services and wait until every `/readyz` is green.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, KafkaSettings::from_test_env()).await
+    }
+
+    /// [`System::start`] on the cluster of `kafka`.
+    pub async fn start_with(backend: Backend, kafka: KafkaSettings) -> Self {
         let dir = std::env::temp_dir().join(format!("system-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, public) = service_kit::auth::generate_keypair().unwrap();
@@ -100,14 +126,18 @@ impl System {
             running: HashMap::new(),
             signer,
             dir,
+            kafka: kafka.access,
+            service_env: kafka.service_env,
         };
         for svc in Svc::ALL {
             let group = testing::unique_group(svc.name());
             let topics = svc.service().consumes().to_vec();
-            let g = group.clone();
-            tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
-                .await
-                .unwrap();
+            let (g, access) = (group.clone(), system.kafka.clone());
+            tokio::task::spawn_blocking(move || {
+                testing::position_group_at_end_with(&access, &g, &topics)
+            })
+            .await
+            .unwrap();
             system.groups.insert(svc, group);
         }
         for svc in Svc::ALL {
@@ -134,6 +164,8 @@ impl System {
             webhook_key: String::new(),
             running: HashMap::new(),
             signer: service_kit::auth::TokenSigner::from_pem(&private, 3600).unwrap(),
+            kafka: testing::kafka_access(),
+            service_env: HashMap::new(),
         }
     }
 
@@ -163,7 +195,10 @@ impl System {
             DatabaseUrl::Postgres(u) => u.clone(),
         };
         let mut env = vec![
-            ("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers()),
+            (
+                "KAFKA_BOOTSTRAP_SERVERS",
+                self.kafka.bootstrap_servers.clone(),
+            ),
             ("SCHEMA_REGISTRY_URL", testing::registry_url()),
             ("DATABASE_URL", database_url),
             ("BIND_ADDR", format!("127.0.0.1:{}", self.ports[&svc])),
@@ -201,7 +236,39 @@ impl System {
                     .into_owned(),
             ));
         }
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        let mut env: Vec<(String, String)> =
+            env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        env.extend(self.service_env.get(&svc).cloned().unwrap_or_default());
+        env
+    }
+
+    /// Another process of `svc` with its settings changed by `overrides` (same names replaced),
+    /// on a port of its own, logging to `<dir>/<label>.log`; not waited for. Returns the
+    /// process, its base URL and its log.
+    pub fn spawn_variant(
+        &self,
+        svc: Svc,
+        label: &str,
+        overrides: &[(String, String)],
+    ) -> (Child, String, PathBuf) {
+        let port = free_port();
+        let mut env: Vec<(String, String)> = self
+            .env(svc)
+            .into_iter()
+            .filter(|(k, _)| k != "BIND_ADDR" && !overrides.iter().any(|(o, _)| o == k))
+            .collect();
+        env.push(("BIND_ADDR".to_owned(), format!("127.0.0.1:{port}")));
+        env.extend(overrides.iter().cloned());
+        let log = self.dir.join(format!("{label}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin_dir().join(svc.name()))
+            .envs(env)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"), log)
     }
 
     fn spawn(&mut self, svc: Svc) {

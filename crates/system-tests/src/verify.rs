@@ -40,16 +40,12 @@ pub struct Seen {
 
 /// Every event for `users` published since `marks`, decoded.
 pub async fn events_since(marks: &Marks, users: &HashSet<String>) -> Vec<Seen> {
-    let codec = EventCodec::new(&service_kit::testing::registry_url()).unwrap();
+    let codec = EventCodec::connect(&service_kit::testing::registry_access()).unwrap();
     let mut raw = Vec::new();
     let marks_owned: Vec<(Topic, Vec<i64>)> =
         marks.0.iter().map(|(t, o)| (*t, o.clone())).collect();
     let messages = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set(
-                "bootstrap.servers",
-                service_kit::testing::bootstrap_servers(),
-            )
+        let consumer: BaseConsumer = service_kit::testing::kafka_config()
             .set("group.id", service_kit::testing::unique_group("verify"))
             .set("enable.auto.commit", "false")
             .create()

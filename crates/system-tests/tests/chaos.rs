@@ -307,10 +307,15 @@ async fn scenario_5_a_consumer_database_outage_is_retried_not_dead_lettered() {
 async fn scenario_6_poison_on_every_topic_is_dead_lettered_with_headers_and_replayable() {
     let _one = ONE_AT_A_TIME.lock().await;
     let system = System::start(Backend::Sqlite).await;
-    let codec = std::sync::Arc::new(events::EventCodec::new(&testing::registry_url()).unwrap());
-    let publisher =
-        events::EventPublisher::connect(&testing::bootstrap_servers(), codec.clone(), "chaos")
-            .unwrap();
+    let codec = std::sync::Arc::new(
+        events::EventCodec::connect(&service_kit::testing::registry_access()).unwrap(),
+    );
+    let publisher = events::EventPublisher::connect(
+        service_kit::testing::kafka_config(),
+        codec.clone(),
+        "chaos",
+    )
+    .unwrap();
     let starts: Vec<(events::DeadLetterTopic, Vec<i64>)> = events::DeadLetterTopic::all()
         .map(|d| (d, testing::end_offsets(&d.name(), d.partitions())))
         .collect();
@@ -441,7 +446,7 @@ async fn scenario_6_poison_on_every_topic_is_dead_lettered_with_headers_and_repl
     let dlq = events::DeadLetterTopic::new(Topic::TaskCreated, Service::AuditService).name();
     let payload = codec.encode(&parked).await.unwrap();
     let producer: rdkafka::producer::FutureProducer =
-        events::producer_config(&testing::bootstrap_servers())
+        events::producer_config(service_kit::testing::kafka_config())
             .create()
             .unwrap();
     let headers = rdkafka::message::OwnedHeaders::new()

@@ -52,13 +52,13 @@ impl Application {
         let db = tokio::task::spawn_blocking(move || Database::connect(&url, MIGRATIONS))
             .await?
             .context("opening the database")?;
-        let codec = Arc::new(EventCodec::new(&config.common.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.common.registry)?);
         let metrics = Metrics::new();
         let shutdown = Shutdown::new();
         let outbox = RunningOutbox::start(
             &db,
             Service::TaskApi,
-            &config.common.kafka_bootstrap_servers,
+            &config.common.kafka,
             codec.clone(),
             &metrics,
             config.outbox.relay_settings(),
@@ -71,8 +71,7 @@ impl Application {
             janitor_stop.clone(),
         ));
 
-        let mut settings =
-            ConsumerSettings::for_service(Service::TaskApi, &config.common.kafka_bootstrap_servers);
+        let mut settings = ConsumerSettings::for_service(Service::TaskApi, &config.common.kafka);
         settings.group_id = config.consumer_group.clone();
         settings.drain_timeout = config.common.shutdown_timeout;
         let consumer = ConsumerRuntime::start(
@@ -87,7 +86,7 @@ impl Application {
 
         let (listener, port) = kit_http::bind(config.common.bind_addr)?;
         let address = listener.local_addr()?;
-        let readiness = Readiness::standard(&config.common, Some(db.clone()));
+        let readiness = Readiness::standard(&config.common, db.clone(), &Service::TaskApi.uses());
         let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             db: db.clone(),

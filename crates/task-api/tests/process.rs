@@ -182,3 +182,73 @@ async fn sigterm_publishes_what_was_accepted_and_exits_cleanly() {
     .unwrap();
     assert_eq!(backlog, 0, "outbox drained before exit");
 }
+
+/// Readiness tells the truth: with Kafka and the registry unreachable task-api stays ready (it
+/// keeps taking writes into its outbox) and says what is down.
+#[tokio::test]
+async fn task_api_stays_ready_and_takes_writes_while_kafka_and_the_registry_are_down() {
+    let key_pair = service_kit::auth::generate_keypair().unwrap();
+    let db = testing::fresh_database(Backend::Sqlite);
+    let port = free_port();
+    let mut child = base_command(&db, port, &key_pair)
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let body = testing::wait_for("task-api /readyz 200", Duration::from_secs(60), || async {
+        let r = http.get(format!("{address}/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(r.json::<serde_json::Value>().await.ok()?)
+    })
+    .await;
+    for dependency in ["kafka", "schema_registry"] {
+        assert_eq!(body["checks"][dependency]["status"], "failing", "{body}");
+        assert_eq!(
+            body["checks"][dependency]["gates_readiness"], false,
+            "{body}"
+        );
+    }
+    assert_eq!(body["checks"]["database"]["status"], "ok", "{body}");
+    let email = unique_email();
+    let r = http
+        .post(format!("{address}/api/auth/register"))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "registering while Kafka is down");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_bad_kafka_security_setting_stops_the_service_with_one_line_naming_it() {
+    let keys = service_kit::auth::generate_keypair().unwrap();
+    let db = testing::fresh_database(Backend::Sqlite);
+    for (name, value, named) in [
+        (
+            "KAFKA_SECURITY_PROTOCOL",
+            "SASL_TLS",
+            "KAFKA_SECURITY_PROTOCOL",
+        ),
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "KAFKA_SASL_USERNAME"),
+        (
+            "KAFKA_SSL_CA_LOCATION",
+            "/nonexistent/ca.pem",
+            "KAFKA_SSL_CA_LOCATION",
+        ),
+    ] {
+        let out = base_command(&db, free_port(), &keys)
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains(named), "{name}={value}: {stderr}");
+    }
+}

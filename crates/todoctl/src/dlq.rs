@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use service_kit::kafka::KafkaAccess;
 
 /// Header prefix of the dead-letter metadata (see service-kit's dead-letter publisher).
 const DLQ_HEADER_PREFIX: &str = "dlq.";
@@ -24,11 +25,11 @@ fn parse_dlq(name: &str) -> Result<DeadLetterTopic> {
     Ok(DeadLetterTopic::new(source, service))
 }
 
-pub async fn replay(bootstrap: &str, name: &str, dry_run: bool) -> Result<()> {
+pub async fn replay(kafka: &KafkaAccess, name: &str, dry_run: bool) -> Result<()> {
     let dlq = parse_dlq(name)?;
     let group = format!("todoctl-replay.{name}");
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer = kafka
+        .client_config_for("todoctl")
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -61,7 +62,8 @@ pub async fn replay(bootstrap: &str, name: &str, dry_run: bool) -> Result<()> {
         return Ok(());
     }
     consumer.assign(&assignment)?;
-    let producer: FutureProducer = events::producer_config(bootstrap).create()?;
+    let producer: FutureProducer =
+        events::producer_config(kafka.client_config_for("todoctl")).create()?;
     let mut replayed = 0i64;
     let mut positions: Vec<i64> = ends.iter().map(|(s, _)| *s).collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use events::admin::{DesiredTopic, Ensured, TopicAdmin};
 use events::registry::RegistryAdmin;
 use events::{DeadLetterTopic, Topic};
+use service_kit::kafka::KafkaAccess;
 
 #[derive(Parser)]
 #[command(version, about)]
@@ -80,6 +81,12 @@ enum Command {
         #[arg(long)]
         dead_letters: bool,
     },
+    /// Print the Kafka ACLs each service's user needs (least privilege, from the catalogue), one
+    /// per line: `<service> <topic|group> <literal|prefixed> <name> <read|write>`.
+    Acls {
+        /// Services (default: all five), by name.
+        services: Vec<String>,
+    },
     /// Log in to task-api and keep the token in your config folder (mode 0600).
     Login(cli::LoginArgs),
     /// Your tasks: add, ls, done, reopen, rm, show, share, unshare, shares, assign.
@@ -104,12 +111,20 @@ async fn main() -> Result<()> {
         Command::Schemas => schemas(&cli.schema_registry_url).await,
         Command::Status => status(&cli.bootstrap_servers, &cli.schema_registry_url).await,
         Command::DlqReplay { topic, dry_run } => {
-            dlq::replay(&cli.bootstrap_servers, &topic, dry_run).await
+            dlq::replay(&kafka(&cli.bootstrap_servers)?, &topic, dry_run).await
         }
         Command::StartGroupsAtEnd {
             even_committed,
             services,
         } => start_groups_at_end(&cli.bootstrap_servers, &services, even_committed),
+        Command::Acls { services } => {
+            for service in services_named(&services)? {
+                for acl in service.acls() {
+                    println!("{} {acl}", service.name());
+                }
+            }
+            Ok(())
+        }
         Command::Catalogue { dead_letters } => {
             catalogue(dead_letters);
             Ok(())
@@ -139,8 +154,22 @@ async fn main() -> Result<()> {
     }
 }
 
+/// The brokers of `--bootstrap-servers` with the security settings of the environment
+/// (`service_kit::kafka`); a bad setting is the one line naming it.
+fn kafka(bootstrap: &str) -> Result<KafkaAccess> {
+    KafkaAccess::from_env_with_bootstrap(bootstrap)
+        .map_err(|e| anyhow::anyhow!("configuration error: {e}"))
+}
+
+fn registry(url: &str) -> Result<RegistryAdmin> {
+    let access = service_kit::kafka::registry_from_env_with_url(url)
+        .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+    Ok(RegistryAdmin::connect(&access)?)
+}
+
 async fn topics(bootstrap: &str) -> Result<()> {
-    let admin = TopicAdmin::connect(bootstrap).context("KAFKA_BOOTSTRAP_SERVERS")?;
+    let admin = TopicAdmin::connect(&kafka(bootstrap)?.client_config_for("todoctl"))
+        .context("KAFKA_BOOTSTRAP_SERVERS")?;
     let outcome = admin.ensure(&DesiredTopic::everything()).await?;
     let count = |what| outcome.iter().filter(|(_, e)| *e == what).count();
     println!(
@@ -153,7 +182,7 @@ async fn topics(bootstrap: &str) -> Result<()> {
 }
 
 async fn schemas(registry_url: &str) -> Result<()> {
-    let registry = RegistryAdmin::new(registry_url)?;
+    let registry = registry(registry_url)?;
     for (topic, id) in registry
         .register_catalogue()
         .await
@@ -165,7 +194,7 @@ async fn schemas(registry_url: &str) -> Result<()> {
 }
 
 async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
-    let admin = TopicAdmin::connect(bootstrap)?;
+    let admin = TopicAdmin::connect(&kafka(bootstrap)?.client_config_for("todoctl"))?;
     let brokers = admin.brokers().await?;
     println!("brokers ({}):", brokers.len());
     for b in &brokers {
@@ -193,7 +222,7 @@ async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
             problems.push(format!("{} differs from the catalogue", s.name));
         }
     }
-    let registry = RegistryAdmin::new(registry_url)?;
+    let registry = registry(registry_url)?;
     let subjects = registry.subjects().await.context("listing subjects")?;
     println!("subjects ({}):", subjects.len());
     for topic in Topic::ALL {
@@ -218,31 +247,37 @@ async fn status(bootstrap: &str, registry_url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The services named (all five when none is).
+fn services_named(names: &[String]) -> Result<Vec<events::Service>> {
+    use events::Service;
+    if names.is_empty() {
+        return Ok(Service::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            Service::ALL
+                .into_iter()
+                .find(|s| s.name() == n)
+                .with_context(|| format!("unknown service {n}"))
+        })
+        .collect()
+}
+
 fn start_groups_at_end(bootstrap: &str, names: &[String], even_committed: bool) -> Result<()> {
     use events::Service;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use std::time::Duration;
-    let services: Vec<Service> = if names.is_empty() {
-        Service::ALL.to_vec()
-    } else {
-        names
-            .iter()
-            .map(|n| {
-                Service::ALL
-                    .into_iter()
-                    .find(|s| s.name() == n)
-                    .with_context(|| format!("unknown service {n}"))
-            })
-            .collect::<Result<_>>()?
-    };
+    let services = services_named(names)?;
     let timeout = Duration::from_secs(10);
+    let kafka = kafka(bootstrap)?;
     for service in services {
         // The gateway's instances each use a group of their own, positioned at the end already.
         if service == Service::WsGateway {
             continue;
         }
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: BaseConsumer = kafka
+            .client_config_for("todoctl")
             .set("group.id", service.name())
             .create()?;
         let mut tpl = rdkafka::TopicPartitionList::new();

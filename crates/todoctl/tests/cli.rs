@@ -234,7 +234,11 @@ async fn the_cli_shares_and_assigns_tasks() {
     // The friend may not share the owner's task: one line, exit 1.
     let out = theirs.run(&["tasks", "share", &id, "x@example.com"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("Not found"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Not found"),
+        "{}",
+        text(&out.stderr)
+    );
 
     cli.json(&["tasks", "unshare", &id, &friend.email]);
     assert!(

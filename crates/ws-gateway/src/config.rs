@@ -22,8 +22,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use events::registry::RegistryAccess;
 use service_kit::auth::TokenVerifier;
-use service_kit::config::{ConfigError, millis_or, optional, parsed_or, required};
+use service_kit::config::{ConfigError, millis_or, optional, parsed_or};
+use service_kit::kafka::KafkaAccess;
 
 /// The contract's port of the service.
 pub const PORT: u16 = 8001;
@@ -33,8 +35,10 @@ pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://127.0.0.1:8000,http://localhos
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub kafka_bootstrap_servers: String,
-    pub schema_registry_url: String,
+    /// Brokers and security (`service_kit::kafka`).
+    pub kafka: KafkaAccess,
+    /// The schema registry, its credentials and CA (`service_kit::kafka`).
+    pub registry: RegistryAccess,
     pub bind_addr: SocketAddr,
     pub shutdown_timeout: Duration,
     pub verifier: TokenVerifier,
@@ -150,22 +154,8 @@ fn positive_millis(name: &'static str, default: Duration) -> Result<Duration, Co
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let kafka_bootstrap_servers = required("KAFKA_BOOTSTRAP_SERVERS")?;
-        if kafka_bootstrap_servers.split(',').any(|s| !s.contains(':')) {
-            return Err(ConfigError::new(
-                "KAFKA_BOOTSTRAP_SERVERS",
-                "must be a comma-separated list of host:port",
-            ));
-        }
-        let schema_registry_url = required("SCHEMA_REGISTRY_URL")?;
-        if !(schema_registry_url.starts_with("http://")
-            || schema_registry_url.starts_with("https://"))
-        {
-            return Err(ConfigError::new(
-                "SCHEMA_REGISTRY_URL",
-                "must be an http(s) URL",
-            ));
-        }
+        let kafka = KafkaAccess::from_env()?;
+        let registry = service_kit::kafka::registry_from_env()?;
         let defaults = ConnectionSettings::default();
         let connection = ConnectionSettings {
             send_queue: positive("WS_SEND_QUEUE", defaults.send_queue)?,
@@ -182,8 +172,8 @@ impl Config {
         }
         let limits = ReplayLimits::default();
         Ok(Self {
-            kafka_bootstrap_servers,
-            schema_registry_url,
+            kafka,
+            registry,
             bind_addr: parsed_or("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], PORT)))?,
             shutdown_timeout: millis_or("SHUTDOWN_TIMEOUT_MS", Duration::from_secs(20))?,
             verifier: TokenVerifier::from_env()?,

@@ -53,9 +53,13 @@ const POSITIONING_BOUND: Duration = Duration::from_secs(10);
 
 /// Commit `group`'s offsets at the current end of every partition of `topics`. Blocking, at
 /// most about [`POSITIONING_BOUND`].
-pub fn start_at_end(bootstrap: &str, group: &str, topics: &[Topic]) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+pub fn start_at_end(
+    kafka: &service_kit::kafka::KafkaAccess,
+    group: &str,
+    topics: &[Topic],
+) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = kafka
+        .client_config_for("ws-gateway-positioning")
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()?;

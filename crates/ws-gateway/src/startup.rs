@@ -43,13 +43,13 @@ impl Application {
             config.replay,
             gateway_metrics.clone(),
         ));
-        let codec = Arc::new(EventCodec::new(&config.schema_registry_url)?);
+        let codec = Arc::new(EventCodec::connect(&config.registry)?);
         let shutdown = Shutdown::new();
 
         let group = consumer::instance_group(&config.consumer_group_prefix);
         let topics = Service::WsGateway.consumes().to_vec();
-        let (bootstrap, g) = (config.kafka_bootstrap_servers.clone(), group.clone());
-        match tokio::task::spawn_blocking(move || consumer::start_at_end(&bootstrap, &g, &topics))
+        let (kafka, g) = (config.kafka.clone(), group.clone());
+        match tokio::task::spawn_blocking(move || consumer::start_at_end(&kafka, &g, &topics))
             .await?
         {
             Ok(()) => tracing::info!(group, "consumer group positioned at the end"),
@@ -59,9 +59,8 @@ impl Application {
                 "could not position the consumer group; starting from the latest offsets when assigned"
             ),
         }
-        let mut settings =
-            ConsumerSettings::for_service(Service::WsGateway, &config.kafka_bootstrap_servers)
-                .with_override("auto.offset.reset", "latest");
+        let mut settings = ConsumerSettings::for_service(Service::WsGateway, &config.kafka)
+            .with_override("auto.offset.reset", "latest");
         // The group is this process's alone, but it still commits: after a rebalance (a broker
         // or the coordinator lost) consumption resumes from the last commit rather than from
         // where the process started, and the hub drops what is redelivered.
@@ -87,14 +86,17 @@ impl Application {
             }
         });
 
+        // Kafka is the gateway's only source: without it there is nothing to push, so it gates
+        // (docs/contract.md §5); the registry is needed only for schema ids not yet cached.
         let readiness = Readiness::new()
+            .with("kafka", kit_http::kafka_probe(&config.kafka))
             .with(
-                "kafka",
-                kit_http::kafka_probe(&config.kafka_bootstrap_servers),
+                "kafka_access",
+                kit_http::kafka_access_probe(&config.kafka, Service::WsGateway.consumes()),
             )
-            .with(
+            .reporting(
                 "schema_registry",
-                kit_http::registry_probe(&config.schema_registry_url),
+                kit_http::registry_probe(&config.registry),
             );
         let gate = web::Data::new(Arc::new(Gate {
             verifier: config.verifier.clone(),

@@ -14,7 +14,6 @@ use std::time::Duration;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use events::{EventCodec, EventPublisher, NotificationChannel, ReminderTriggeredEvent};
 use service_kit::auth::generate_keypair;
-use service_kit::testing;
 use support::services::{free_port, start_gateway, start_task_api};
 use tokio::sync::{mpsc, oneshot};
 
@@ -133,9 +132,9 @@ async fn the_page_stays_live_across_windows_in_a_real_chromium() {
     let (api_port, gateway_port) = (free_port(), free_port());
     let mut gateway = Some(start_gateway(gateway_port, api_port, &keys.1).await);
     let (api_shutdown, api_handle) = start_task_api(api_port, gateway_port, &keys).await;
-    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
+    let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
     let publisher = EventPublisher::connect(
-        &testing::bootstrap_servers(),
+        service_kit::testing::kafka_config(),
         codec,
         "ws-gateway-browser-test",
     )

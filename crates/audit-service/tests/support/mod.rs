@@ -37,8 +37,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         .unwrap();
     let config = Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: testing::bootstrap_servers(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
             database_url: db_url.clone(),
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
@@ -50,9 +50,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_handle();
     let handle = tokio::spawn(app.run_until_stopped());
-    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
+    let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
     let publisher =
-        EventPublisher::connect(&testing::bootstrap_servers(), codec, "audit-tests").unwrap();
+        EventPublisher::connect(service_kit::testing::kafka_config(), codec, "audit-tests")
+            .unwrap();
     TestApp {
         address,
         signer,

@@ -25,12 +25,20 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
+/// The plaintext local cluster: the `events` crate has no security settings of its own (they
+/// are `service_kit::kafka`'s, which depends on this crate), and its tests run on the local one.
+pub fn client_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap());
+    config
+}
+
 pub fn codec() -> Arc<EventCodec> {
     Arc::new(EventCodec::new(&registry_url()).expect("registry settings"))
 }
 
 pub fn publisher(codec: Arc<EventCodec>) -> EventPublisher {
-    EventPublisher::connect(&bootstrap(), codec, "events-tests").expect("producer")
+    EventPublisher::connect(client_config(), codec, "events-tests").expect("producer")
 }
 
 /// Read the one message at `topic`/`partition`/`offset`, waiting at most [`WAIT`].

@@ -89,10 +89,14 @@ pub struct Bus {
 
 impl Bus {
     pub async fn new() -> Self {
-        let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
-        let publisher =
-            EventPublisher::connect(&testing::bootstrap_servers(), codec.clone(), "task-api")
-                .unwrap();
+        let codec =
+            Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
+        let publisher = EventPublisher::connect(
+            service_kit::testing::kafka_config(),
+            codec.clone(),
+            "task-api",
+        )
+        .unwrap();
         Self {
             codec,
             publisher,
@@ -177,8 +181,8 @@ pub fn config(db_url: &DatabaseUrl, group: &str, options: &Options) -> (Config, 
     let (signer, verifier, _) = testing::token_pair();
     let config = Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: testing::bootstrap_servers(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
             database_url: db_url.clone(),
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),

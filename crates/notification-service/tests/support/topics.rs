@@ -38,8 +38,7 @@ pub async fn keyed(
     let keys = keys.clone();
     let raw = tokio::task::spawn_blocking(move || {
         let end = testing::end_offsets(topic.name(), topic.spec().partitions);
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", testing::bootstrap_servers())
+        let consumer: BaseConsumer = service_kit::testing::kafka_config()
             .set("group.id", testing::unique_group("notification-reader"))
             .set("enable.auto.commit", "false")
             .create()

@@ -55,8 +55,13 @@ pub struct TestApp {
 }
 
 pub fn publisher() -> EventPublisher {
-    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
-    EventPublisher::connect(&testing::bootstrap_servers(), codec, "recurring-tests").unwrap()
+    let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
+    EventPublisher::connect(
+        service_kit::testing::kafka_config(),
+        codec,
+        "recurring-tests",
+    )
+    .unwrap()
 }
 
 /// A fresh database and a consumer group positioned at the end of the task topics.
@@ -91,8 +96,8 @@ pub async fn spawn_app_verifying(
 ) -> TestApp {
     let config = Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: testing::bootstrap_servers(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
             database_url: db_url.clone(),
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
@@ -216,8 +221,7 @@ pub async fn wait_processed(group: &str, positions: &[(Topic, Delivered)]) {
 }
 
 fn committed_past(group: &str, positions: &[(Topic, Delivered)]) -> bool {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .create()
         .unwrap();
@@ -238,8 +242,7 @@ fn committed_past(group: &str, positions: &[(Topic, Delivered)]) -> bool {
 
 /// Commit `group`'s offsets at the given positions of every task topic (to replay from there).
 pub fn position_group(group: &str, offsets: &[(Topic, Vec<i64>)]) {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
@@ -282,8 +285,7 @@ impl TopicReader {
     }
 
     pub fn from_offsets(topic: Topic, from: &[i64]) -> Self {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", testing::bootstrap_servers())
+        let consumer: BaseConsumer = service_kit::testing::kafka_config()
             .set("group.id", testing::unique_group("reader"))
             .set("enable.auto.commit", "false")
             .create()
@@ -384,7 +386,7 @@ pub async fn next_occurrences_now(
 }
 
 pub async fn decode_all(messages: &[OwnedMessage]) -> Vec<TaskCreatedEvent> {
-    let codec = EventCodec::new(&testing::registry_url()).unwrap();
+    let codec = EventCodec::connect(&service_kit::testing::registry_access()).unwrap();
     let mut out = Vec::new();
     for m in messages {
         out.push(

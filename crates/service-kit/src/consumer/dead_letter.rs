@@ -30,12 +30,15 @@ pub(crate) struct DeadLetterPublisher {
 
 impl DeadLetterPublisher {
     pub fn new(
-        bootstrap: &str,
+        kafka: &crate::kafka::KafkaAccess,
         service: Service,
         group: &str,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: events::producer_config(bootstrap).create()?,
+            producer: events::producer_config(
+                kafka.client_config_for(&format!("{}-dlq", service.name())),
+            )
+            .create()?,
             service,
             group: group.to_owned(),
         })

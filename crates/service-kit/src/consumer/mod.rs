@@ -32,13 +32,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::{AnyEvent, EventCodec, Service, Topic};
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 
 pub use backoff::RetryPolicy;
 
+use crate::kafka::KafkaAccess;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::telemetry::TraceContext;
@@ -136,7 +136,8 @@ pub trait EventHandler: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub service: Service,
-    pub bootstrap_servers: String,
+    /// Where the brokers are and how to authenticate ([`crate::kafka`]).
+    pub kafka: KafkaAccess,
     /// Consumer group; the service name unless each instance must see every partition.
     pub group_id: String,
     pub topics: Vec<Topic>,
@@ -153,12 +154,12 @@ impl ConsumerSettings {
     /// The service's group and its contract topics, default policies. The group is the
     /// service's name unless `CONSUMER_GROUP` is set (system tests run each service in a group
     /// of their own, positioned where they start).
-    pub fn for_service(service: Service, bootstrap_servers: &str) -> Self {
+    pub fn for_service(service: Service, kafka: &KafkaAccess) -> Self {
         let group_id =
             crate::config::optional("CONSUMER_GROUP").unwrap_or_else(|| service.name().to_owned());
         Self {
             service,
-            bootstrap_servers: bootstrap_servers.to_owned(),
+            kafka: kafka.clone(),
             group_id,
             topics: service.consumes().to_vec(),
             retry: RetryPolicy::default(),
@@ -228,11 +229,9 @@ impl ConsumerRuntime {
         let partitions: PartitionMap = Arc::default();
         let context =
             RuntimeContext::new(partitions.clone(), metrics.clone(), settings.drain_timeout);
-        let mut config = ClientConfig::new();
+        let mut config = settings.kafka.client_config_for(settings.service.name());
         config
-            .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("group.id", &settings.group_id)
-            .set("client.id", settings.service.name())
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
@@ -248,7 +247,7 @@ impl ConsumerRuntime {
         let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
         consumer.subscribe(&topics)?;
         let dead_letters = dead_letter::DeadLetterPublisher::new(
-            &settings.bootstrap_servers,
+            &settings.kafka,
             settings.service,
             &settings.group_id,
         )?;
@@ -280,6 +279,42 @@ impl ConsumerRuntime {
     }
 }
 
+/// Consumer errors, logged without flooding: the same error at most once a minute while it
+/// lasts. A refusal (no ACL for a topic or the group, credentials refused) is an error line
+/// that says what to grant; the consumer keeps polling (an ACL added later is picked up, no
+/// restart, no crash loop) and `/readyz` reports the refusal.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<(String, std::time::Instant)>,
+}
+
+impl ErrorLog {
+    const REPEAT_AFTER: Duration = Duration::from_secs(60);
+
+    fn report(&mut self, error: &rdkafka::error::KafkaError, settings: &ConsumerSettings) {
+        let text = error.to_string();
+        if let Some((last, at)) = &self.last
+            && *last == text
+            && at.elapsed() < Self::REPEAT_AFTER
+        {
+            return;
+        }
+        self.last = Some((text, std::time::Instant::now()));
+        if crate::kafka::is_refusal(error) {
+            let topics: Vec<&str> = settings.topics.iter().map(|t| t.name()).collect();
+            tracing::error!(
+                error = %error,
+                user = %settings.kafka.describe(),
+                group = %settings.group_id,
+                topics = %topics.join(","),
+                "kafka refused this consumer: grant its user READ on each of its topics and on its group (`todoctl acls`), or fix its credentials"
+            );
+        } else {
+            tracing::warn!(error = %error, "kafka consumer error");
+        }
+    }
+}
+
 struct Route {
     tx: mpsc::UnboundedSender<OwnedMessage>,
     state: Arc<PartitionState>,
@@ -292,11 +327,12 @@ fn poll_loop<H: EventHandler>(
 ) {
     let consumer = shared.consumer.clone();
     let mut routes: HashMap<PartitionKey, Route> = HashMap::new();
+    let mut errors = ErrorLog::default();
     while !shared.shutdown.is_triggered() {
         let message = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "kafka consumer error");
+                errors.report(&e, &shared.settings);
                 continue;
             }
             Some(Ok(m)) => m.detach(),

@@ -152,13 +152,13 @@ impl OutboxRelay {
     /// behind request handling for a connection.
     pub fn new(
         db: Database,
-        bootstrap_servers: &str,
+        kafka: &crate::kafka::KafkaAccess,
         codec: Arc<EventCodec>,
         service: Service,
         settings: RelaySettings,
         metrics: OutboxMetrics,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer: FutureProducer = events::producer_config(bootstrap_servers)
+        let producer: FutureProducer = events::producer_config(kafka.client_config())
             .set(
                 "message.timeout.ms",
                 settings.publish_timeout.as_millis().to_string(),

@@ -35,7 +35,7 @@ impl RunningOutbox {
     pub async fn start(
         db: &Database,
         service: Service,
-        bootstrap_servers: &str,
+        kafka: &crate::kafka::KafkaAccess,
         codec: Arc<EventCodec>,
         metrics: &Metrics,
         settings: RelaySettings,
@@ -50,7 +50,7 @@ impl RunningOutbox {
         let retention = settings.retention;
         let relay = OutboxRelay::new(
             relay_db.clone(),
-            bootstrap_servers,
+            kafka,
             codec,
             service,
             settings,

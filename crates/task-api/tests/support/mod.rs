@@ -98,8 +98,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     }
     let config = Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: opts.bootstrap.clone(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::kafka::KafkaAccess {
+                bootstrap_servers: opts.bootstrap.clone(),
+                ..testing::kafka_access()
+            },
+            registry: service_kit::testing::registry_access(),
             database_url: db_url.clone(),
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
@@ -286,8 +289,7 @@ pub fn read_to_end(topic: Topic, from: &[i64]) -> Vec<OwnedMessage> {
     if remaining.is_empty() {
         return Vec::new();
     }
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", testing::bootstrap_servers())
+    let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", testing::unique_group("task-api-reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -338,7 +340,7 @@ fn header(m: &OwnedMessage, name: &str) -> Option<String> {
 }
 
 pub fn codec() -> Arc<EventCodec> {
-    Arc::new(EventCodec::new(&testing::registry_url()).unwrap())
+    Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap())
 }
 
 /// Wait until `topic` holds at least `n` messages (after `from`) whose key is in `keys`, then
@@ -398,5 +400,5 @@ pub fn keys<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> HashSet<Str
 
 /// A publisher speaking as another service (ingest tests).
 pub fn publisher_as(producer: &'static str) -> EventPublisher {
-    EventPublisher::connect(&testing::bootstrap_servers(), codec(), producer).unwrap()
+    EventPublisher::connect(service_kit::testing::kafka_config(), codec(), producer).unwrap()
 }

@@ -45,8 +45,8 @@ pub struct TestGateway {
 pub fn base_config() -> (Config, TokenSigner) {
     let (signer, verifier, _) = testing::token_pair();
     let config = Config {
-        kafka_bootstrap_servers: testing::bootstrap_servers(),
-        schema_registry_url: testing::registry_url(),
+        kafka: service_kit::testing::kafka_access(),
+        registry: service_kit::testing::registry_access(),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         shutdown_timeout: Duration::from_secs(10),
         verifier,
@@ -84,8 +84,13 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
 }
 
 pub fn publisher() -> EventPublisher {
-    let codec = Arc::new(EventCodec::new(&testing::registry_url()).unwrap());
-    EventPublisher::connect(&testing::bootstrap_servers(), codec, "ws-gateway-tests").unwrap()
+    let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
+    EventPublisher::connect(
+        service_kit::testing::kafka_config(),
+        codec,
+        "ws-gateway-tests",
+    )
+    .unwrap()
 }
 
 /// Sample task events without recurrence or reminders: the other services consuming the same

@@ -30,8 +30,8 @@ pub struct RunningGateway {
 /// An in-process gateway on `port` that lets the page served on `api_port` connect.
 pub async fn start_gateway(port: u16, api_port: u16, public_key: &str) -> RunningGateway {
     let config = Config {
-        kafka_bootstrap_servers: testing::bootstrap_servers(),
-        schema_registry_url: testing::registry_url(),
+        kafka: service_kit::testing::kafka_access(),
+        registry: service_kit::testing::registry_access(),
         bind_addr: format!("127.0.0.1:{port}").parse().unwrap(),
         shutdown_timeout: Duration::from_secs(10),
         verifier: TokenVerifier::from_pem(public_key).unwrap(),
@@ -75,8 +75,8 @@ pub async fn start_task_api(
         .unwrap();
     let config = task_api::config::Config {
         common: CommonConfig {
-            kafka_bootstrap_servers: testing::bootstrap_servers(),
-            schema_registry_url: testing::registry_url(),
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
             database_url: testing::fresh_database(Backend::Sqlite),
             bind_addr: format!("127.0.0.1:{port}").parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
