@@ -179,14 +179,17 @@ async fn a_database_failure_mid_batch_fails_requests_with_503_and_loses_no_201()
         && (wave < 3 || !outcomes.iter().any(|(status, _)| *status == 503))
     {
         let requests: Vec<usize> = (wave * 100..(wave + 1) * 100).collect();
-        outcomes.extend(
+        let answered = tokio::time::timeout(
+            Duration::from_secs(60),
             futures::future::join_all(requests.iter().map(|i| {
                 let app = &app;
                 let user = &user;
                 async move { send(app, user, &Request::Valid(*i)).await }
-            }))
-            .await,
-        );
+            })),
+        )
+        .await
+        .expect("every request of the wave is answered within 60 s");
+        outcomes.extend(answered);
         wave += 1;
     }
     done.store(true, Ordering::SeqCst);

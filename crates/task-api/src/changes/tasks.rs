@@ -118,7 +118,7 @@ pub(crate) fn create_in(conn: &mut DbConnection, cmd: &CreateTask) -> Result<Cre
                 response,
             } = *new;
             tasks::insert_new(conn, std::slice::from_ref(&task))?;
-            outbox::store::insert(conn, &[event])?;
+            outbox::store::insert_new(conn, &[event])?;
             if let Some(response) = response {
                 idempotency::remember_all(conn, &[response])?;
             }
@@ -178,7 +178,8 @@ pub(crate) fn create_batch(
         }
     }
     tasks::insert_new(conn, &new_tasks)?;
-    outbox::store::insert(conn, &events)?;
+    // The events were made just now: their ids are new.
+    outbox::store::insert_new(conn, &events)?;
     idempotency::remember_all(conn, &responses)?;
     for ((at, body), task) in pending.into_iter().zip(new_tasks) {
         outcomes[at] = BatchedCreate::Done(Ok(Created::New {
