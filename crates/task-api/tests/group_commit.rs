@@ -170,13 +170,28 @@ async fn a_database_failure_mid_batch_fails_requests_with_503_and_loses_no_201()
             kills
         })
     };
-    let requests: Vec<usize> = (0..300).collect();
-    let outcomes = futures::future::join_all(requests.iter().map(|i| {
-        let app = &app;
-        let user = &user;
-        async move { send(app, user, &Request::Valid(*i)).await }
-    }))
-    .await;
+    // Waves of concurrent creates until some met a kill (a batch is short: one wave may fall
+    // between two kills), bounded in time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut outcomes = Vec::new();
+    let mut wave = 0;
+    while std::time::Instant::now() < deadline
+        && (wave < 3 || !outcomes.iter().any(|(status, _)| *status == 503))
+    {
+        let requests: Vec<usize> = (wave * 100..(wave + 1) * 100).collect();
+        let answered = tokio::time::timeout(
+            Duration::from_secs(60),
+            futures::future::join_all(requests.iter().map(|i| {
+                let app = &app;
+                let user = &user;
+                async move { send(app, user, &Request::Valid(*i)).await }
+            })),
+        )
+        .await
+        .expect("every request of the wave is answered within 60 s");
+        outcomes.extend(answered);
+        wave += 1;
+    }
     done.store(true, Ordering::SeqCst);
     let kills = killer.await.unwrap();
 
@@ -190,7 +205,7 @@ async fn a_database_failure_mid_batch_fails_requests_with_503_and_loses_no_201()
         }
     }
     eprintln!(
-        "{kills} backends terminated; {} created, {unavailable} answered 503",
+        "{kills} backends terminated in {wave} waves of 100 creates; {} created, {unavailable} answered 503",
         created.len()
     );
     assert!(kills > 0, "connections were killed during the load");

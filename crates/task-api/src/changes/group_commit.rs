@@ -8,6 +8,9 @@
 //! with the load and one commit (one fsync, one round trip) serves many writes, which is how
 //! the create rate beats the one-row-per-transaction ceiling instead of approaching it.
 //!
+//! * Creates of one batch are checked one by one but written together: one multi-row INSERT
+//!   for their tasks, one for their outbox rows, one for their Idempotency-Keys. Should that
+//!   fail, it is rolled back and each create runs alone in a savepoint.
 //! * One bad request fails alone: its savepoint is rolled back, the others commit.
 //! * A request is answered only after its batch committed; if the commit fails (the database
 //!   went away), every request of the batch gets the storage error (503) and nothing of the
@@ -24,6 +27,7 @@ use service_kit::db::{Backend, Database, DbConnection, DbError, within_transacti
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ChangeError;
+use super::tasks::{BatchedCreate, CreateTask, Created, create_batch, create_in};
 
 /// Most changes in one transaction: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 256;
@@ -43,6 +47,10 @@ type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 /// database was busy.
 type Run = Box<dyn Fn(&mut DbConnection) -> (Answer, bool) + Send + Sync>;
 
+/// Where a request waits for its outcome; shared with every answer a run leaves, so a batch
+/// run again does not drop it.
+type Reply<T> = Arc<Mutex<Option<oneshot::Sender<Result<T, ChangeError>>>>>;
+
 /// One change waiting for its batch.
 struct Job {
     /// Runs the change in a savepoint of the batch's transaction; `true` beside the answer
@@ -50,6 +58,14 @@ struct Job {
     run: Run,
     /// Answers the request when its batch could not even start (no connection).
     fail: Box<dyn Fn(&str) + Send + Sync>,
+    /// A create, which the batch writes together with its other creates (`run` is then how it
+    /// runs alone).
+    create: Option<CreateJob>,
+}
+
+struct CreateJob {
+    cmd: CreateTask,
+    reply: Reply<Created>,
 }
 
 /// The handle requests use; cheap to clone.
@@ -101,44 +117,96 @@ impl GroupCommit {
         }
     }
 
+    /// Create a task in the next batch, written together with the batch's other creates.
+    /// Retried like [`Self::run`] after losing a deadlock.
+    pub async fn create(&self, cmd: CreateTask) -> Result<Created, ChangeError> {
+        let mut attempt = 0;
+        loop {
+            match self.create_once(cmd.clone()).await {
+                Err(ChangeError::Storage(e)) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "create lost a conflict with another batch; running it again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_once(&self, cmd: CreateTask) -> Result<Created, ChangeError> {
+        let alone = cmd.clone();
+        let (NewJob { mut job, reply }, answer) = job(move |conn| create_in(conn, &alone));
+        // The reply lives in the job only: should the writer drop a job unanswered, the
+        // request gets an error rather than waiting forever.
+        job.create = Some(CreateJob { cmd, reply });
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     async fn run_once<T, F>(&self, change: Arc<F>) -> Result<T, ChangeError>
     where
         T: Send + 'static,
         F: Fn(&mut DbConnection) -> Result<T, ChangeError> + Send + Sync + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        // Shared with every answer a run leaves, so a batch run again does not drop it.
-        let reply = Arc::new(Mutex::new(Some(reply)));
-        let fail_reply = reply.clone();
-        let job = Job {
-            fail: Box::new(move |reason: &str| {
-                if let Some(reply) = fail_reply.lock().ok().and_then(|mut r| r.take()) {
-                    let _ = reply.send(Err(ChangeError::Storage(DbError::Unavailable(
-                        reason.to_owned(),
-                    ))));
-                }
-            }),
-            run: Box::new(move |conn| {
-                // A savepoint of the batch's transaction: a failing change is rolled back alone.
-                let outcome = within_transaction(conn, &*change);
-                let busy = matches!(&outcome, Err(ChangeError::Storage(e)) if is_busy(e));
-                let reply = reply.clone();
-                let answer: Answer = Box::new(move |commit_failed: Option<&str>| {
-                    let outcome = match (outcome, commit_failed) {
-                        (Ok(_), Some(reason)) => Err(ChangeError::Storage(DbError::Unavailable(
-                            format!("the batch did not commit: {reason}"),
-                        ))),
-                        (outcome, _) => outcome,
-                    };
-                    if let Some(reply) = reply.lock().ok().and_then(|mut r| r.take()) {
-                        let _ = reply.send(outcome);
-                    }
-                });
-                (answer, busy)
-            }),
-        };
+        let (NewJob { job, reply }, answer) = job(move |conn| change(conn));
+        // The job alone holds the reply (see create_once).
+        drop(reply);
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// A job and where its outcome arrives.
+struct NewJob<T> {
+    job: Job,
+    reply: Reply<T>,
+}
+
+/// The job of a change run alone in a savepoint.
+fn job<T, F>(change: F) -> (NewJob<T>, oneshot::Receiver<Result<T, ChangeError>>)
+where
+    T: Send + 'static,
+    F: Fn(&mut DbConnection) -> Result<T, ChangeError> + Send + Sync + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let reply: Reply<T> = Arc::new(Mutex::new(Some(reply)));
+    let (fail_reply, run_reply) = (reply.clone(), reply.clone());
+    let job = Job {
+        fail: Box::new(move |reason: &str| {
+            send(
+                &fail_reply,
+                Err(ChangeError::Storage(DbError::Unavailable(
+                    reason.to_owned(),
+                ))),
+            );
+        }),
+        run: Box::new(move |conn| {
+            // A savepoint of the batch's transaction: a failing change is rolled back alone.
+            let outcome = within_transaction(conn, &change);
+            let busy = matches!(&outcome, Err(ChangeError::Storage(e)) if is_busy(e));
+            (answer_of(outcome, run_reply.clone()), busy)
+        }),
+        create: None,
+    };
+    (NewJob { job, reply }, answer)
+}
+
+/// The answer an outcome gives once the batch's fate is known: a change that succeeded in a
+/// batch that did not commit did not happen.
+fn answer_of<T: Send + 'static>(outcome: Result<T, ChangeError>, reply: Reply<T>) -> Answer {
+    Box::new(move |commit_failed: Option<&str>| {
+        let outcome = match (outcome, commit_failed) {
+            (Ok(_), Some(reason)) => Err(ChangeError::Storage(DbError::Unavailable(format!(
+                "the batch did not commit: {reason}"
+            )))),
+            (outcome, _) => outcome,
+        };
+        send(&reply, outcome);
+    })
+}
+
+fn send<T>(reply: &Reply<T>, outcome: Result<T, ChangeError>) {
+    if let Some(reply) = reply.lock().ok().and_then(|mut r| r.take()) {
+        let _ = reply.send(outcome);
     }
 }
 
@@ -195,9 +263,15 @@ async fn writer(
                 }
             }
             Ok((answers, Some(reason))) => {
-                tracing::warn!(changes = answers.len(), %reason, "a batch of changes did not commit");
+                tracing::warn!(changes = batch.len(), %reason, "a batch of changes did not commit");
                 for answer in answers {
                     answer(Some(&reason));
+                }
+                // The transaction may have failed before running some changes (BEGIN on a
+                // connection the database had closed): they get the storage error too. (`fail`
+                // does nothing to a request already answered.)
+                for job in batch.iter() {
+                    (job.fail)(&reason);
                 }
             }
             Err(e) => {
@@ -220,10 +294,13 @@ fn commit(conn: &mut DbConnection, batch: &[Job]) -> (Vec<Answer>, Option<String
         let mut answers = Vec::with_capacity(batch.len());
         let mut busy = false;
         let result = conn.transaction::<_, DbError, _>(|c| {
-            for job in batch {
-                let (answer, job_busy) = (job.run)(c);
-                answers.push(answer);
-                busy |= job_busy;
+            let alone = create_together(c, batch, &mut answers, &mut busy);
+            for (job, alone) in batch.iter().zip(alone) {
+                if alone {
+                    let (answer, job_busy) = (job.run)(c);
+                    answers.push(answer);
+                    busy |= job_busy;
+                }
             }
             if busy {
                 // Roll the whole batch back and run it again.
@@ -240,4 +317,44 @@ fn commit(conn: &mut DbConnection, batch: &[Job]) -> (Vec<Answer>, Option<String
             Err(e) => return (answers, Some(e.to_string())),
         }
     }
+}
+
+/// Write the batch's creates together (in a savepoint: rolled back whole if that fails) and
+/// answer those it settled; which jobs must still run alone, per job.
+fn create_together(
+    conn: &mut DbConnection,
+    batch: &[Job],
+    answers: &mut Vec<Answer>,
+    busy: &mut bool,
+) -> Vec<bool> {
+    let mut alone: Vec<bool> = batch.iter().map(|j| j.create.is_none()).collect();
+    let creates: Vec<(usize, &CreateJob)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| j.create.as_ref().map(|c| (i, c)))
+        .collect();
+    if creates.is_empty() {
+        return alone;
+    }
+    let cmds: Vec<&CreateTask> = creates.iter().map(|(_, c)| &c.cmd).collect();
+    match within_transaction(conn, |c| create_batch(c, &cmds)) {
+        Ok(outcomes) => {
+            for ((i, create), outcome) in creates.into_iter().zip(outcomes) {
+                match outcome {
+                    BatchedCreate::Done(outcome) => {
+                        answers.push(answer_of(outcome, create.reply.clone()));
+                    }
+                    BatchedCreate::After => alone[i] = true,
+                }
+            }
+        }
+        Err(e) => {
+            *busy |= matches!(&e, ChangeError::Storage(e) if is_busy(e));
+            tracing::debug!(error = %e, creates = creates.len(), "creates written together failed; each runs alone");
+            for (i, _) in creates {
+                alone[i] = true;
+            }
+        }
+    }
+    alone
 }

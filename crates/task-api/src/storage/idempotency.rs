@@ -40,6 +40,22 @@ pub fn remember(conn: &mut DbConnection, response: &StoredResponse) -> Result<()
     Ok(())
 }
 
+/// [`remember`] several responses (of a batch of creates, each key once) in one statement.
+pub fn remember_all(conn: &mut DbConnection, responses: &[StoredResponse]) -> Result<(), DbError> {
+    // 7 columns: 500 rows stay far below either backend's bound-parameter limit.
+    for chunk in responses.chunks(500) {
+        match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(idempotency_keys::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConnection::Postgresql(c) => diesel::insert_into(idempotency_keys::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
 /// Forget keys older than `before` (epoch ms); returns how many.
 pub fn expire(conn: &mut DbConnection, before: i64) -> Result<usize, DbError> {
     Ok(
