@@ -1,7 +1,8 @@
 // Sharing and assignment on the task page, three users in one headless Chromium (a context
 // each): A shares a task with B through the share dialog, B sees it under "Shared with me" and
 // completes it, A assigns it to B with the picker, B finds it under "Assigned to me" (and, with
-// ASSIGNMENT_MAIL=1, gets a mail), A makes B a viewer and B gives the task back, A removes B.
+// ASSIGNMENT_MAIL=1, gets a mail), A makes B a viewer, B gives the task back and takes it
+// again, A removes B.
 // Every change shows in the other user's page live. C, signed in all along, never hears of the
 // task: not in the page, not on its WebSocket. Runs once per task-api the harness started
 // (TASK_API_URL on SQLite, TASK_API_URL_POSTGRES on PostgreSQL), both behind one gateway.
@@ -216,12 +217,17 @@ async function shareAssignAndWatch(t, backend, api, pages) {
   await taskItem(b, title).waitFor({ state: 'detached', timeout: BOUND });
   await a.locator(`li.task[data-task-id="${taskId}"][data-assignee=""]`).waitFor({ timeout: BOUND });
 
-  // A removes B: gone from B's page, live.
+  // B takes it again, from the whole list.
   await showView(b, 'All');
-  await taskItem(b, title).waitFor({ timeout: BOUND });
+  await taskItem(b, title).getByRole('button', { name: /^Take/ }).click();
+  await a.locator(`li.task[data-task-id="${taskId}"][data-assignee="${idB}"]`).waitFor({ timeout: BOUND });
+
+  // A removes B (which also unassigns B): gone from B's page, live.
   await dialog.getByRole('button', { name: `Remove ${emailB}` }).click();
   await dialog.locator(`li.share[data-email="${emailB}"]`).waitFor({ state: 'detached', timeout: BOUND });
   await taskItem(b, title).waitFor({ state: 'detached', timeout: BOUND });
+  await a.locator(`li.task[data-task-id="${taskId}"][data-assignee=""]`).waitFor({ timeout: BOUND });
+  assert.doesNotMatch(await taskItem(a, title).innerText(), /Shared with/);
   await assertNotReloaded(b, 'B');
   await dialog.getByRole('button', { name: 'Done' }).click();
 
