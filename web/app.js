@@ -1,5 +1,6 @@
-// The task page: sign-in, the task list with filters, the editor, and the live feed from the
-// ws-gateway (other tabs' changes appear, reminders pop up, reconnects resume with ?after=).
+// The task page: sign-in, the task list with filters and views (all, shared with me, assigned
+// to me), the editor, sharing and assignment, and the live feed from the ws-gateway (other
+// tabs' and other people's changes appear, reminders pop up, reconnects resume with ?after=).
 // Plain ES module, no framework, no build step, nothing fetched from elsewhere.
 
 const TOKEN_KEY = 'todo.token';
@@ -15,6 +16,8 @@ const state = {
   me: null,
   config: null,
   filters: { q: '', status: '', priority: '', tag: '' },
+  /** which of VIEWS the list shows */
+  view: 'all',
   /** id -> task (REST shape) */
   tasks: new Map(),
   /** id -> version at which it was deleted, so late events cannot bring it back */
@@ -25,6 +28,19 @@ const state = {
   nextCursor: null,
   loadGen: 0,
   editing: null,
+  /** user id -> email, learned from GET /api/tasks/{id}/shares (tasks carry only ids) */
+  people: new Map(),
+  /** task id -> the unknown collaborator ids last asked about, so each set is asked once */
+  peopleAsked: new Map(),
+  /** id of the task whose share dialog is open */
+  sharing: null,
+};
+
+/** The list's views: what GET /api/tasks is asked, and the same rule for live changes. */
+const VIEWS = {
+  all: { title: 'My tasks', query: {}, empty: 'No tasks here yet.' },
+  shared: { title: 'Shared with me', query: { owner: 'others' }, empty: 'Nothing is shared with you yet.' },
+  assigned: { title: 'Assigned to me', query: { assignee: 'me' }, empty: 'Nothing is assigned to you.' },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -349,10 +365,15 @@ function signOut(message) {
   state.tasks.clear();
   state.deleted.clear();
   state.liveStamp.clear();
+  state.people.clear();
+  state.peopleAsked.clear();
   state.nextCursor = null;
   sessionStorage.removeItem(TOKEN_KEY);
   $('tasks').replaceChildren();
+  elements.clear();
+  selectView('all', { load: false });
   if ($('editor').open) $('editor').close();
+  if ($('share-dialog').open) $('share-dialog').close();
   showSignedOut();
   if (message) showError('login-error', message);
 }
@@ -388,7 +409,18 @@ async function start() {
 // ---------------------------------------------------------------------------------------------
 // The task list
 
+function isMine(task) {
+  return !task.role || task.role === 'owner';
+}
+
+function matchesView(task) {
+  if (state.view === 'shared') return !isMine(task);
+  if (state.view === 'assigned') return Boolean(state.me) && task.assignee_id === state.me.id;
+  return true;
+}
+
 function matchesFilters(task) {
+  if (!matchesView(task)) return false;
   const f = state.filters;
   if (f.status && task.status !== f.status) return false;
   if (f.priority && task.priority !== f.priority) return false;
@@ -412,7 +444,7 @@ function compareTasks(a, b) {
 async function loadTasks({ append = false } = {}) {
   const gen = ++state.loadGen;
   const startedAt = state.liveSeq;
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE), ...VIEWS[state.view].query });
   for (const [key, value] of Object.entries(state.filters)) {
     if (value) params.set(key, value);
   }
@@ -437,11 +469,14 @@ async function loadTasks({ append = false } = {}) {
   }
 }
 
-/** Last writer wins per task, by version; deleted tasks stay deleted. */
+/** Last writer wins per task, by version. A task that went away (deleted, or no longer shared
+ *  with us) stays away unless a newer version comes: sharing it again brings it back. */
 function applyTask(task, { live = true } = {}) {
-  if (state.deleted.has(task.id)) return false;
+  const goneAt = state.deleted.get(task.id);
+  if (goneAt !== undefined && !(task.version > goneAt)) return false;
   const current = state.tasks.get(task.id);
   if (current && task.version && current.version > task.version) return false;
+  state.deleted.delete(task.id);
   state.tasks.set(task.id, task);
   if (live) state.liveStamp.set(task.id, ++state.liveSeq);
   return true;
@@ -451,6 +486,11 @@ function removeTask(id, version) {
   state.tasks.delete(id);
   state.deleted.set(id, version || 0);
   state.liveStamp.set(id, ++state.liveSeq);
+  if (state.sharing === id) $('share-dialog').close();
+  if (state.editing && state.editing.id === id && $('editor').open) {
+    $('editor').close();
+    toast({ title: 'The task you were editing is no longer available', kind: 'error' });
+  }
 }
 
 const elements = new Map();
@@ -477,7 +517,7 @@ function renderTasks() {
     else position = position.nextElementSibling;
   }
   $('empty').hidden = visible.length > 0;
-  $('empty').textContent = hasFilters() ? 'No tasks match these filters.' : 'No tasks here yet.';
+  $('empty').textContent = hasFilters() ? 'No tasks match these filters.' : VIEWS[state.view].empty;
   $('load-more').hidden = !state.nextCursor;
 }
 
@@ -491,6 +531,11 @@ function createTaskElement(id) {
   el.querySelector('.task-done').addEventListener('change', (e) => toggleDone(id, e.currentTarget));
   el.querySelector('.task-edit').addEventListener('click', () => openEditor(state.tasks.get(id)));
   el.querySelector('.task-delete').addEventListener('click', () => deleteTask(id));
+  el.querySelector('.task-share').addEventListener('click', () => openShareDialog(id));
+  el.querySelector('.task-leave').addEventListener('click', () => leaveTask(id));
+  el.querySelector('.task-assignee').addEventListener('change', (e) => assign(id, e.currentTarget.value || null, e.currentTarget));
+  el.querySelector('.task-take').addEventListener('click', (e) => assign(id, state.me.id, e.currentTarget));
+  el.querySelector('.task-give-back').addEventListener('click', (e) => assign(id, null, e.currentTarget));
   return el;
 }
 
@@ -502,8 +547,15 @@ function fillTaskElement(el, task) {
   el.classList.toggle('done', done);
   el.dataset.status = task.status;
   el.dataset.version = String(task.version);
+  const role = task.role || 'owner';
+  const owner = role === 'owner';
+  const mayEdit = owner || role === 'editor';
+  el.dataset.role = role;
   const checkbox = el.querySelector('.task-done');
   checkbox.checked = done;
+  // A viewer reads: the controls show the state but do not act (the API would refuse anyway).
+  checkbox.disabled = !mayEdit;
+  checkbox.title = mayEdit ? '' : 'Read-only: shared with you as a viewer';
   checkbox.setAttribute('aria-label', `${done ? 'Reopen' : 'Complete'} “${task.title}”`);
   el.querySelector('.task-title').textContent = task.title;
   const badge = el.querySelector('.priority');
@@ -535,6 +587,13 @@ function fillTaskElement(el, task) {
   meta.replaceChildren(...parts);
   el.querySelector('.task-edit').setAttribute('aria-label', `Edit “${task.title}”`);
   el.querySelector('.task-delete').setAttribute('aria-label', `Delete “${task.title}”`);
+  el.querySelector('.task-share').setAttribute('aria-label', `Share “${task.title}”`);
+  el.querySelector('.task-leave').setAttribute('aria-label', `Leave “${task.title}”`);
+  el.querySelector('.task-edit').hidden = !mayEdit;
+  el.querySelector('.task-delete').hidden = !owner;
+  el.querySelector('.task-share').hidden = !owner;
+  el.querySelector('.task-leave').hidden = owner;
+  fillPeople(el, task);
 }
 
 /** The zone a task's times are meant in: its rule's, else the user's profile zone. */
@@ -580,6 +639,264 @@ async function deleteTask(id) {
     } else {
       toast({ title: 'Could not delete the task', body: e.message, kind: 'error' });
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+function selectView(view, { load = true } = {}) {
+  if (!VIEWS[view]) return;
+  state.view = view;
+  for (const button of $('views').querySelectorAll('.view')) {
+    button.setAttribute('aria-pressed', String(button.dataset.view === view));
+  }
+  $('board-title').textContent = VIEWS[view].title;
+  if (load) {
+    renderTasks();
+    loadTasks();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// People on a task: its collaborators and its assignee
+
+/** A user as this reader knows them: "you", their email, or a stand-in until it is known. */
+function personName(userId, task) {
+  if (state.me && userId === state.me.id) return 'you';
+  if (task && userId === task.owner_id) return state.people.get(userId) || 'the owner';
+  return state.people.get(userId) || 'someone';
+}
+
+const ROLE_LABEL = { owner: 'owner', editor: 'editor', viewer: 'viewer' };
+
+function fillPeople(el, task) {
+  const me = state.me && state.me.id;
+  const owner = isMine(task);
+  const collaborators = task.collaborators || [];
+  const sharing = el.querySelector('.task-sharing');
+  const chips = [];
+  if (!owner) {
+    chips.push(chip(`Shared with you as ${ROLE_LABEL[task.role] || task.role}`, `role ${task.role}`));
+  }
+  const others = collaborators.filter((c) => c.user_id !== me);
+  if (others.length) {
+    const names = others.map((c) => `${personName(c.user_id, task)} (${ROLE_LABEL[c.role] || c.role})`);
+    chips.push(chip(`${owner ? 'Shared with' : 'Also shared with'} ${names.join(', ')}`, 'collaborators'));
+  }
+  sharing.replaceChildren(...chips);
+  sharing.hidden = chips.length === 0;
+
+  const assignee = task.assignee_id || null;
+  const field = el.querySelector('.assignee-field');
+  const assigned = el.querySelector('.task-assigned');
+  // The owner picks anyone who may see the task; a collaborator takes it or gives it back.
+  field.hidden = !owner || (!others.length && !assignee);
+  if (!field.hidden) fillAssigneePicker(el.querySelector('.task-assignee'), task, others);
+  assigned.hidden = !field.hidden || !assignee;
+  assigned.textContent = assignee ? `Assigned to ${personName(assignee, task)}` : '';
+  assigned.classList.toggle('to-me', assignee === me);
+  el.querySelector('.task-take').hidden = owner || assignee === me;
+  el.querySelector('.task-give-back').hidden = owner || assignee !== me;
+  el.querySelector('.task-take').setAttribute('aria-label', `Take “${task.title}”`);
+  el.querySelector('.task-give-back').setAttribute('aria-label', `Give back “${task.title}”`);
+  el.dataset.assignee = assignee || '';
+  wantEmails(task);
+}
+
+function fillAssigneePicker(select, task, others) {
+  const options = [['', 'Nobody'], [state.me.id, 'Me']];
+  for (const c of others) options.push([c.user_id, `${personName(c.user_id, task)} (${ROLE_LABEL[c.role] || c.role})`]);
+  if (task.assignee_id && !options.some(([id]) => id === task.assignee_id)) {
+    options.push([task.assignee_id, personName(task.assignee_id, task)]);
+  }
+  // Rebuilt only when the choices change, so that a live update does not close an open list.
+  const signature = JSON.stringify(options);
+  if (select.dataset.options !== signature) {
+    select.replaceChildren(
+      ...options.map(([value, label]) => {
+        const option = document.createElement('option');
+        option.value = value;
+        option.textContent = label;
+        return option;
+      }),
+    );
+    select.dataset.options = signature;
+  }
+  select.value = task.assignee_id || '';
+  select.setAttribute('aria-label', `Assignee of “${task.title}”`);
+}
+
+/** Ask the task's shares for the emails of collaborators not known yet, once per such set. */
+function wantEmails(task) {
+  const unknown = (task.collaborators || [])
+    .map((c) => c.user_id)
+    .filter((id) => id !== (state.me && state.me.id) && !state.people.has(id))
+    .sort();
+  if (!unknown.length) return;
+  const key = unknown.join(',');
+  if (state.peopleAsked.get(task.id) === key) return;
+  state.peopleAsked.set(task.id, key);
+  api('GET', `/api/tasks/${encodeURIComponent(task.id)}/shares`)
+    .then((shares) => {
+      learnPeople(shares);
+      renderTasks();
+    })
+    .catch(() => {
+      /* the ids stay as stand-ins; asked again when the collaborators change */
+    });
+}
+
+function learnPeople(shares) {
+  for (const share of shares || []) {
+    if (share.user_id && share.email) state.people.set(share.user_id, share.email);
+  }
+}
+
+/** Assignment is one field set to what the user picked: last writer wins, no If-Match. */
+async function assign(id, assigneeId, control) {
+  const task = state.tasks.get(id);
+  if (!task) return;
+  control.disabled = true;
+  try {
+    const updated = await api('PATCH', `/api/tasks/${encodeURIComponent(id)}`, { assignee_id: assigneeId });
+    if (updated && updated.id) applyTask(updated);
+  } catch (e) {
+    toast({ title: 'Could not change who the task is assigned to', body: e.message, kind: 'error' });
+  } finally {
+    control.disabled = false;
+    renderTasks();
+  }
+}
+
+async function leaveTask(id) {
+  const task = state.tasks.get(id);
+  if (!task || !state.me) return;
+  if (!window.confirm(`Leave “${task.title}”? Its owner can share it with you again.`)) return;
+  try {
+    await api('DELETE', `/api/tasks/${encodeURIComponent(id)}/shares/${encodeURIComponent(state.me.id)}`);
+    removeTask(id, task.version + 1);
+    renderTasks();
+  } catch (e) {
+    toast({ title: 'Could not leave the task', body: e.message, kind: 'error' });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The share dialog (the owner's)
+
+let sharesGen = 0;
+
+function openShareDialog(id) {
+  const task = state.tasks.get(id);
+  if (!task) return;
+  state.sharing = id;
+  $('share-form').reset();
+  showError('share-error', '');
+  $('share-subject').textContent = `“${task.title}”`;
+  $('shares').replaceChildren();
+  $('shares-empty').hidden = true;
+  $('share-dialog').showModal();
+  $('share-email').focus();
+  refreshShares();
+}
+
+async function refreshShares() {
+  const id = state.sharing;
+  if (!id) return;
+  const gen = ++sharesGen;
+  try {
+    const shares = await api('GET', `/api/tasks/${encodeURIComponent(id)}/shares`);
+    if (gen !== sharesGen || state.sharing !== id) return;
+    learnPeople(shares);
+    renderShares(shares);
+    renderTasks();
+  } catch (e) {
+    if (gen === sharesGen) showError('share-error', e.message);
+  }
+}
+
+function renderShares(shares) {
+  const rows = shares.map((share) => {
+    const row = $('share-template').content.firstElementChild.cloneNode(true);
+    const pending = share.status === 'pending';
+    row.dataset.email = share.email;
+    row.dataset.status = share.status;
+    row.dataset.role = share.role;
+    if (share.user_id) row.dataset.userId = share.user_id;
+    row.querySelector('.share-who').textContent = share.email;
+    const status = row.querySelector('.share-status');
+    status.textContent = pending ? 'Invitation pending' : 'Has access';
+    status.classList.toggle('pending', pending);
+    status.title = pending ? 'Takes effect when this address registers' : '';
+    const role = row.querySelector('.share-role');
+    role.value = share.role;
+    role.setAttribute('aria-label', `Role of ${share.email}`);
+    role.addEventListener('change', () => changeShare(share.email, role.value, role));
+    const remove = row.querySelector('.share-remove');
+    remove.setAttribute('aria-label', `Remove ${share.email}`);
+    remove.addEventListener('click', () => removeShare(share, remove));
+    return row;
+  });
+  $('shares').replaceChildren(...rows);
+  $('shares-empty').hidden = rows.length > 0;
+}
+
+/** After a share changes, the task (its collaborators, its assignee) is read again: the live
+ *  feed would bring it too, but the page must be right without it. */
+async function reloadSharedTask(id) {
+  try {
+    const fresh = await api('GET', `/api/tasks/${encodeURIComponent(id)}`);
+    if (applyTask(fresh)) renderTasks();
+  } catch {
+    /* the live feed or the next list load brings it */
+  }
+}
+
+async function changeShare(email, role, control) {
+  const id = state.sharing;
+  if (!id) return;
+  showError('share-error', '');
+  control.disabled = true;
+  try {
+    await api('POST', `/api/tasks/${encodeURIComponent(id)}/shares`, { email, role });
+    await Promise.all([refreshShares(), reloadSharedTask(id)]);
+    return true;
+  } catch (e) {
+    showError('share-error', e.message);
+    return false;
+  } finally {
+    control.disabled = false;
+  }
+}
+
+async function onShareSubmit(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const email = form.email.value.trim();
+  if (!email || !email.includes('@')) {
+    showError('share-error', 'Enter the email of the person to share with.');
+    return;
+  }
+  // Cleared once shared, unless the user has typed the next address meanwhile.
+  if ((await changeShare(email, form.role.value, $('share-submit'))) && form.email.value.trim() === email) {
+    form.email.value = '';
+    form.email.focus();
+  }
+}
+
+async function removeShare(share, control) {
+  const id = state.sharing;
+  if (!id) return;
+  showError('share-error', '');
+  control.disabled = true;
+  try {
+    const who = share.user_id || share.email;
+    await api('DELETE', `/api/tasks/${encodeURIComponent(id)}/shares/${encodeURIComponent(who)}`);
+    await Promise.all([refreshShares(), reloadSharedTask(id)]);
+  } catch (e) {
+    showError('share-error', e.message);
+    control.disabled = false;
   }
 }
 
@@ -909,8 +1226,12 @@ function onLiveMessage(data, resuming) {
     case 'task_created':
     case 'task_updated':
     case 'task_completed':
-      // data is the task itself, exactly as GET /api/tasks/{id} returns it
+    case 'task_assigned':
+      // data is the task itself, exactly as GET /api/tasks/{id} returns it (role ours)
       if (message.data && message.data.id && applyTask(message.data)) renderTasks();
+      break;
+    case 'task_shared':
+      onTaskShared(message);
       break;
     case 'task_deleted':
       if (message.data) {
@@ -946,6 +1267,34 @@ function onLiveMessage(data, resuming) {
   }
 }
 
+/** A share changed: the task as we now see it, or, when our share was removed, only its id
+ *  and version (no title, no role): then it is gone for us, as if deleted. */
+function onTaskShared(message) {
+  const data = message.data || {};
+  if (!data.id) return;
+  const share = message.share || {};
+  const aboutMe = Boolean(state.me) && share.user_id === state.me.id;
+  if (!data.role || typeof data.title !== 'string' || (aboutMe && share.role === 'none')) {
+    const title = (state.tasks.get(data.id) || {}).title;
+    if (state.tasks.has(data.id)) {
+      removeTask(data.id, data.version);
+      renderTasks();
+      if (aboutMe && title) toast({ title: `“${title}” is no longer shared with you` });
+    } else {
+      state.deleted.set(data.id, data.version || 0);
+    }
+    return;
+  }
+  const known = state.tasks.has(data.id);
+  if (applyTask(data)) {
+    renderTasks();
+    if (aboutMe && !known) {
+      toast({ title: `Shared with you: “${data.title}”`, body: `You are its ${ROLE_LABEL[data.role] || data.role}.` });
+    }
+  }
+  if (state.sharing === data.id) refreshShares();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
@@ -976,6 +1325,15 @@ function wire() {
   $('filters').addEventListener('submit', (e) => e.preventDefault());
   $('filters').addEventListener('reset', () => setTimeout(() => onFilterChange({ type: 'reset', target: {} }), 0));
   $('load-more').addEventListener('click', () => loadTasks({ append: true }));
+  for (const button of $('views').querySelectorAll('.view')) {
+    button.addEventListener('click', () => selectView(button.dataset.view));
+  }
+  $('share-form').addEventListener('submit', onShareSubmit);
+  $('close-share').addEventListener('click', () => $('share-dialog').close());
+  $('share-dialog').addEventListener('close', () => {
+    state.sharing = null;
+    sharesGen += 1;
+  });
   window.addEventListener('online', () => live.reconnectNow());
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') live.reconnectNow();

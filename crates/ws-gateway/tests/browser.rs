@@ -3,6 +3,13 @@
 //! `/usr/bin/chromium`); this harness starts the services and answers the script's requests
 //! on a small control endpoint (publish a reminder for a user, stop and start the gateway).
 //! Screenshots land in `$CARGO_TARGET_DIR/ws-gateway-browser/` (or `ARTIFACT_DIR`).
+//!
+//! Two scripts, one browser at a time (the machine has few cores and each waits with bounds):
+//! `browser.test.mjs` (one user's windows, reminders, reconnects) on SQLite, and
+//! `sharing.test.mjs` (three users: sharing, assignment, who hears what) on SQLite and on
+//! PostgreSQL, a task-api each, both behind the one gateway. The sharing run also starts a
+//! notification-service and checks in Mailpit (`TEST_MAILPIT_API`, SMTP at `TEST_SMTP_URL`)
+//! that the assignee is mailed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,10 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use events::{EventCodec, EventPublisher, NotificationChannel, ReminderTriggeredEvent};
-use service_kit::auth::generate_keypair;
-use support::services::{free_port, start_gateway, start_task_api};
-use tokio::sync::{mpsc, oneshot};
+use events::{EventCodec, EventPublisher, NotificationChannel, ReminderTriggeredEvent, Service};
+use service_kit::auth::{TokenVerifier, generate_keypair};
+use service_kit::config::CommonConfig;
+use service_kit::shutdown::Shutdown;
+use service_kit::testing::{self, Backend};
+use support::services::{free_port, start_gateway_for, start_task_api_on};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 mod support;
 
@@ -126,12 +136,109 @@ fn artifact_dir() -> PathBuf {
     target.join("ws-gateway-browser")
 }
 
-#[tokio::test]
-async fn the_page_stays_live_across_windows_in_a_real_chromium() {
+/// One browser test at a time in this binary.
+static ONE_BROWSER: Mutex<()> = Mutex::const_new(());
+
+/// What a browser script needs running.
+struct Setup {
+    /// The script in `tests/browser/`.
+    script: &'static str,
+    /// A second task-api on a fresh PostgreSQL database (`TASK_API_URL_POSTGRES`) beside the
+    /// SQLite one (`TASK_API_URL`).
+    postgres: bool,
+    /// A notification-service, so that the script may check the mails it sends.
+    notifications: bool,
+}
+
+fn mailpit_api() -> String {
+    std::env::var("TEST_MAILPIT_API").unwrap_or_else(|_| "http://127.0.0.1:8025/api/v1".into())
+}
+
+fn smtp_url() -> String {
+    std::env::var("TEST_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:1025".into())
+}
+
+/// An in-process notification-service on a fresh SQLite database, its consumer group at the
+/// end of its topics (it hears only what happens from now on, such as this test's users
+/// registering), mailing to the test SMTP server.
+async fn start_notification_service(
+    public_key: &str,
+) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    use notification_service::config::{
+        Config, DEFAULT_FROM, DeliverySettings, ScheduleSettings, SmtpSettings, WebhookSettings,
+    };
+    let group = testing::unique_group("notification-for-browser");
+    let (g, topics) = (
+        group.clone(),
+        Service::NotificationService.consumes().to_vec(),
+    );
+    tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
+        .await
+        .unwrap();
+    let config = Config {
+        common: CommonConfig {
+            kafka: service_kit::testing::kafka_access(),
+            registry: service_kit::testing::registry_access(),
+            database_url: testing::fresh_database(Backend::Sqlite),
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            shutdown_timeout: Duration::from_secs(10),
+        },
+        verifier: TokenVerifier::from_pem(public_key).unwrap(),
+        consumer_group: group,
+        smtp: SmtpSettings::parse(
+            &smtp_url(),
+            DEFAULT_FROM.parse().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap(),
+        webhook: WebhookSettings {
+            key: service_kit::webhook::WebhookKey::new(
+                "browser-test-webhook-signing-key-0123456789",
+            ),
+            timeout: Duration::from_secs(2),
+        },
+        app_base_url: "http://127.0.0.1:8000".into(),
+        schedule: ScheduleSettings::defaults(),
+        delivery: DeliverySettings {
+            retry: service_kit::consumer::RetryPolicy {
+                initial: Duration::from_millis(200),
+                max_delay: Duration::from_secs(1),
+                max_attempts: 4,
+            },
+            concurrency: 4,
+        },
+    };
+    let app = notification_service::startup::Application::build(config)
+        .await
+        .expect("notification-service builds");
+    (app.shutdown_handle(), tokio::spawn(app.run_until_stopped()))
+}
+
+type RunningApi = (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+async fn stop(services: Vec<RunningApi>) {
+    for (shutdown, handle) in services {
+        shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+    }
+}
+
+/// Start what `setup` needs, run its script to the end while answering its control requests,
+/// stop everything and fail with the script's output if it failed.
+async fn run_in_chromium(setup: Setup) {
     let keys = generate_keypair().unwrap();
     let (api_port, gateway_port) = (free_port(), free_port());
-    let mut gateway = Some(start_gateway(gateway_port, api_port, &keys.1).await);
-    let (api_shutdown, api_handle) = start_task_api(api_port, gateway_port, &keys).await;
+    let pg_port = setup.postgres.then(free_port);
+    let api_ports: Vec<u16> = std::iter::once(api_port).chain(pg_port).collect();
+    let mut gateway = Some(start_gateway_for(gateway_port, &api_ports, &keys.1).await);
+    let mut services =
+        vec![start_task_api_on(Backend::Sqlite, api_port, gateway_port, &keys).await];
+    if let Some(port) = pg_port {
+        services.push(start_task_api_on(Backend::Postgres, port, gateway_port, &keys).await);
+    }
+    if setup.notifications {
+        services.push(start_notification_service(&keys.1).await);
+    }
     let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
     let publisher = EventPublisher::connect(
         service_kit::testing::kafka_config(),
@@ -150,11 +257,20 @@ async fn the_page_stays_live_across_windows_in_a_real_chromium() {
     let mut command = std::process::Command::new("bash");
     command
         .arg(&script)
+        .arg(setup.script)
         .env("TASK_API_URL", format!("http://127.0.0.1:{api_port}"))
         .env("GATEWAY_URL", format!("http://127.0.0.1:{gateway_port}"))
         .env("CONTROL_URL", format!("http://127.0.0.1:{control_port}"))
         .env("ARTIFACT_DIR", &artifacts)
+        .env("MAILPIT_API", mailpit_api())
+        .env(
+            "ASSIGNMENT_MAIL",
+            if setup.notifications { "1" } else { "0" },
+        )
         .stdin(std::process::Stdio::null());
+    if let Some(port) = pg_port {
+        command.env("TASK_API_URL_POSTGRES", format!("http://127.0.0.1:{port}"));
+    }
     let mut browser_test = tokio::task::spawn_blocking(move || command.output());
 
     let output = loop {
@@ -175,7 +291,7 @@ async fn the_page_stays_live_across_windows_in_a_real_chromium() {
                     }
                     Command::StartGateway => {
                         if gateway.is_none() {
-                            gateway = Some(start_gateway(gateway_port, api_port, &keys.1).await);
+                            gateway = Some(start_gateway_for(gateway_port, &api_ports, &keys.1).await);
                         }
                         Ok(())
                     }
@@ -193,11 +309,33 @@ async fn the_page_stays_live_across_windows_in_a_real_chromium() {
     if let Some(g) = gateway.take() {
         g.stop().await;
     }
-    api_shutdown.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(30), api_handle).await;
+    stop(services).await;
     assert!(
         output.status.success(),
-        "the browser test failed ({}):\n{stdout}\n{stderr}",
+        "{} failed ({}):\n{stdout}\n{stderr}",
+        setup.script,
         output.status
     );
+}
+
+#[tokio::test]
+async fn the_page_stays_live_across_windows_in_a_real_chromium() {
+    let _one = ONE_BROWSER.lock().await;
+    run_in_chromium(Setup {
+        script: "browser.test.mjs",
+        postgres: false,
+        notifications: false,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sharing_and_assignment_reach_exactly_the_people_involved_live() {
+    let _one = ONE_BROWSER.lock().await;
+    run_in_chromium(Setup {
+        script: "sharing.test.mjs",
+        postgres: true,
+        notifications: true,
+    })
+    .await;
 }

@@ -4,19 +4,26 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-
-const require = createRequire(import.meta.url);
-const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
+import {
+  BOUND,
+  PASSWORD,
+  completedItem,
+  createTask,
+  launchChromium,
+  logIn,
+  openItem,
+  register,
+  shot,
+  taskItem,
+  userId,
+  waitLive,
+  waitUntil,
+} from './harness.mjs';
 
 const API = process.env.TASK_API_URL;
 const GATEWAY = process.env.GATEWAY_URL;
 const CONTROL = process.env.CONTROL_URL;
 const ARTIFACTS = process.env.ARTIFACT_DIR;
-/** How long a change may take to show in another window. */
-const BOUND = 20_000;
-const PASSWORD = 'correct horse battery';
 
 const run = Math.random().toString(36).slice(2, 8);
 const emailA = `a-${run}-${Date.now()}@example.com`;
@@ -35,67 +42,6 @@ function watch(page, name) {
   return page;
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
-
-function localInput(date) {
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-const taskItem = (page, title) => page.locator('li.task', { hasText: title });
-const completedItem = (page, title) => page.locator('li.task[data-status="completed"]', { hasText: title });
-const openItem = (page, title) => page.locator('li.task[data-status="open"]', { hasText: title });
-
-async function waitLive(page) {
-  await page.locator('#live-status[data-state="live"]').waitFor({ timeout: BOUND });
-}
-
-async function register(page, email, name) {
-  await page.goto(API);
-  await page.getByRole('tab', { name: 'Register' }).click();
-  const form = page.locator('#register-form');
-  await form.getByLabel(/^Name/).fill(name);
-  await form.getByLabel('Email').fill(email);
-  await form.getByLabel(/^Password/).fill(PASSWORD);
-  await form.getByRole('button', { name: 'Create account' }).click();
-  await page.getByRole('heading', { name: 'My tasks' }).waitFor({ timeout: BOUND });
-  await waitLive(page);
-}
-
-async function logIn(page, email) {
-  await page.goto(API);
-  const form = page.locator('#login-form');
-  await form.getByLabel('Email').fill(email);
-  await form.getByLabel('Password').fill(PASSWORD);
-  await form.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'My tasks' }).waitFor({ timeout: BOUND });
-  await waitLive(page);
-}
-
-async function createTask(page, { title, priority = 'medium', tags = '', dueInMinutes, reminderMinutes, rrule }) {
-  await page.getByRole('button', { name: 'New task' }).click();
-  const editor = page.locator('#editor');
-  await editor.getByLabel('Title').fill(title);
-  await editor.getByLabel('Priority', { exact: true }).selectOption(priority);
-  if (tags) await editor.getByLabel(/^Tags/).fill(tags);
-  if (dueInMinutes !== undefined) {
-    await editor.getByLabel(/^Due/).fill(localInput(new Date(Date.now() + dueInMinutes * 60_000)));
-  }
-  if (rrule) {
-    await editor.getByLabel('Rule').selectOption('rrule');
-    await editor.getByLabel('Expression').fill(rrule);
-  }
-  if (reminderMinutes !== undefined) {
-    await editor.getByRole('button', { name: 'Add reminder' }).click();
-    await editor.getByLabel('Minutes before due').fill(String(reminderMinutes));
-  }
-  await editor.getByRole('button', { name: 'Save' }).click();
-  await editor.waitFor({ state: 'hidden', timeout: BOUND });
-  await taskItem(page, title).waitFor({ timeout: BOUND });
-}
-
 /** Mark the page so that a reload (which would clear the mark) is noticed. */
 async function markNoReload(page) {
   await page.evaluate(() => {
@@ -105,15 +51,6 @@ async function markNoReload(page) {
 
 async function assertNotReloaded(page) {
   assert.equal(await page.evaluate(() => window.__notReloaded === true), true, 'the page was not reloaded');
-}
-
-async function userId(page) {
-  return page.evaluate(async () => {
-    const response = await fetch('/api/me', {
-      headers: { Authorization: `Bearer ${sessionStorage.getItem('todo.token')}` },
-    });
-    return (await response.json()).id;
-  });
 }
 
 async function control(pathname, body) {
@@ -134,32 +71,11 @@ async function gatewayCounter(name, label) {
     .reduce((a, b) => a + b, 0);
 }
 
-async function waitUntil(what, check, bound = BOUND) {
-  const deadline = Date.now() + bound;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${bound} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 before(async () => {
   for (const [name, value] of Object.entries({ API, GATEWAY, CONTROL, ARTIFACTS })) {
     assert.ok(value, `${name} must be set (run.sh)`);
   }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    // playwright-core gives every launch a fresh temporary --user-data-dir of its own.
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   contextA = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   contextB = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   a1 = watch(await contextA.newPage(), 'a1');

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Runs the browser test (browser.test.mjs) in Debian's headless Chromium, driven by Node with
-# playwright-core, against a running task-api and ws-gateway.
+# Runs a browser test (default browser.test.mjs; or the script named as the first argument,
+# e.g. sharing.test.mjs) in Debian's headless Chromium, driven by Node with playwright-core,
+# against a running task-api and ws-gateway.
 #
 #   TASK_API_URL  where task-api serves the page and /api (e.g. http://127.0.0.1:8000)
 #   GATEWAY_URL   the ws-gateway's HTTP base (e.g. http://127.0.0.1:8001), for its metrics
 #   CONTROL_URL   the harness's control endpoint (tests/browser.rs starts it)
 #   ARTIFACT_DIR  where screenshots go
+#   TASK_API_URL_POSTGRES  (sharing.test.mjs, optional) a second task-api, on PostgreSQL
+#   ASSIGNMENT_MAIL=1, MAILPIT_API  (sharing.test.mjs) check the assignee's mail in Mailpit
 #
 # Installs what is missing: Debian's chromium (apt-get, needs root) and playwright-core into
 # $HOME/.cache/todo-platform/ws-gateway-browser (npm; playwright never downloads a browser).
@@ -13,6 +16,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+test_file="${1:-browser.test.mjs}"
+if [[ "$test_file" == */* || ! -f "$here/$test_file" ]]; then
+  echo "run.sh: no test script $test_file in $here" >&2
+  exit 1
+fi
 cache="${TODO_PLATFORM_CACHE:-$HOME/.cache/todo-platform}/ws-gateway-browser"
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 
@@ -43,4 +51,4 @@ fi
 export PLAYWRIGHT_CORE="$cache/node_modules/playwright-core"
 export CHROMIUM="$chromium"
 export ARTIFACT_DIR
-exec node --test --test-reporter=spec --test-timeout=240000 "$here/browser.test.mjs"
+exec node --test --test-reporter=spec --test-timeout=240000 "$here/$test_file"

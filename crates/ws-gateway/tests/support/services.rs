@@ -29,16 +29,23 @@ pub struct RunningGateway {
 
 /// An in-process gateway on `port` that lets the page served on `api_port` connect.
 pub async fn start_gateway(port: u16, api_port: u16, public_key: &str) -> RunningGateway {
+    start_gateway_for(port, &[api_port], public_key).await
+}
+
+/// An in-process gateway on `port` that lets the pages served on each of `api_ports` connect.
+pub async fn start_gateway_for(port: u16, api_ports: &[u16], public_key: &str) -> RunningGateway {
+    let origins = api_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p},http://localhost:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let config = Config {
         kafka: service_kit::testing::kafka_access(),
         registry: service_kit::testing::registry_access(),
         bind_addr: format!("127.0.0.1:{port}").parse().unwrap(),
         shutdown_timeout: Duration::from_secs(10),
         verifier: TokenVerifier::from_pem(public_key).unwrap(),
-        origins: AllowedOrigins::parse(&format!(
-            "http://127.0.0.1:{api_port},http://localhost:{api_port}"
-        ))
-        .unwrap(),
+        origins: AllowedOrigins::parse(&origins).unwrap(),
         connection: ConnectionSettings::default(),
         replay: ReplayLimits::default(),
         consumer_group_prefix: "ws-gateway-test".into(),
@@ -68,6 +75,17 @@ pub async fn start_task_api(
     gateway_port: u16,
     keys: &(String, String),
 ) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    start_task_api_on(Backend::Sqlite, port, gateway_port, keys).await
+}
+
+/// An in-process task-api on `port` with a fresh database of `backend`, whose page connects to
+/// the gateway on `gateway_port`.
+pub async fn start_task_api_on(
+    backend: Backend,
+    port: u16,
+    gateway_port: u16,
+    keys: &(String, String),
+) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let group = testing::unique_group("task-api-for-ws-gateway");
     let g = group.clone();
     tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &[Topic::TaskCreated]))
@@ -77,7 +95,7 @@ pub async fn start_task_api(
         common: CommonConfig {
             kafka: service_kit::testing::kafka_access(),
             registry: service_kit::testing::registry_access(),
-            database_url: testing::fresh_database(Backend::Sqlite),
+            database_url: testing::fresh_database(backend),
             bind_addr: format!("127.0.0.1:{port}").parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
         },
