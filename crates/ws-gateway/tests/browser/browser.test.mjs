@@ -300,8 +300,13 @@ test("seed 000's client snippet logs the created task's id and title from messag
     { source: SEED_CLIENT.toString(), wsBase, token },
   );
   const task = await apiAs(token, 'POST', '/api/tasks', { title: `Seed client ${run}`, priority: 'high' });
-  await waitUntil('the snippet logged the new task', () =>
-    logged.some((args) => args[0] === 'New task id:' && args[1] === task.id),
+  // Both lines: each console message's arguments arrive on their own (the object's later than
+  // the strings'), so the second line may be recorded before the first.
+  await waitUntil(
+    'the snippet logged the new task',
+    () =>
+      logged.some((args) => args[0] === 'New task id:' && args[1] === task.id) &&
+      logged.some((args) => args[0] === 'New task:' && args[1] && args[1].id === task.id),
   );
   const [, data] = logged.find((args) => args[0] === 'New task:');
   assert.equal(data.id, task.id);

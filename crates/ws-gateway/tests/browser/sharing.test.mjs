@@ -213,6 +213,7 @@ async function shareAssignAndWatch(t, backend, api, pages) {
   await b.locator(`li.task[data-task-id="${taskId}"][data-role="viewer"]`).waitFor({ timeout: BOUND });
   assert.equal(await taskItem(b, title).locator('.task-done').isDisabled(), true);
   assert.equal(await taskItem(b, title).getByRole('button', { name: /^Edit/ }).isVisible(), false);
+  await shot(b, `${prefix}-b-viewer`);
   await taskItem(b, title).getByRole('button', { name: /^Give back/ }).click();
   await taskItem(b, title).waitFor({ state: 'detached', timeout: BOUND });
   await a.locator(`li.task[data-task-id="${taskId}"][data-assignee=""]`).waitFor({ timeout: BOUND });
