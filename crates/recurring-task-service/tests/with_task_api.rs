@@ -361,3 +361,93 @@ async fn next_occurrences_appear_in_task_api_within_a_bound_after_completion() {
     service.stop().await;
     api.stop().await;
 }
+
+/// A shared recurring task (issue 20): an editor completes it, and the next occurrence is the
+/// editor's to see too, with the same role and assignee, without anyone sharing it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_occurrence_of_a_shared_task_keeps_its_collaborators_and_assignee() {
+    let api = TaskApi::spawn(Backend::Postgres).await;
+    let (owner, owner_token) = api.new_user().await;
+    let (editor, editor_token) = api.new_user().await;
+    let service = spawn_for(&api, &owner, Backend::Sqlite).await;
+    let (status, task) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/tasks",
+            &owner_token,
+            Some(json!({
+                "title": "Water the garden",
+                "due_at": rfc3339(events::now_millis() + 86_400_000),
+                "recurrence": {"rrule": "FREQ=DAILY", "timezone": "UTC"},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let (task_id, series_id) = (
+        task["id"].as_str().unwrap().to_owned(),
+        task["series_id"].as_str().unwrap().to_owned(),
+    );
+    let editor_email = {
+        let (status, me) = api
+            .call(reqwest::Method::GET, "/api/me", &editor_token, None)
+            .await;
+        assert_eq!(status, 200);
+        me["email"].as_str().unwrap().to_owned()
+    };
+    let (status, share) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/tasks/{task_id}/shares"),
+            &owner_token,
+            Some(json!({"email": editor_email, "role": "editor"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{share}");
+    let (status, assigned) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/tasks/{task_id}"),
+            &owner_token,
+            Some(json!({"assignee_id": editor})),
+        )
+        .await;
+    assert_eq!(status, 200, "{assigned}");
+    let (status, done) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/tasks/{task_id}/complete"),
+            &editor_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+
+    let next_id = events::ids::occurrence_task_id(&series_id, 1).to_string();
+    let next = testing::wait_for(
+        "the next occurrence, seen by the editor",
+        Duration::from_secs(60),
+        || async {
+            let (status, body) = api
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/tasks/{next_id}"),
+                    &editor_token,
+                    None,
+                )
+                .await;
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(next["role"], "editor");
+    assert_eq!(next["owner_id"], owner.as_str());
+    assert_eq!(next["assignee_id"], editor.as_str());
+    assert_eq!(
+        next["collaborators"],
+        json!([{"user_id": editor, "role": "editor"}])
+    );
+    let shared = api.series_tasks(&editor_token, &series_id).await;
+    assert_eq!(shared.len(), 2, "both occurrences under the editor's list");
+    service.stop().await;
+    api.stop().await;
+}
