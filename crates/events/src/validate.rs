@@ -114,6 +114,29 @@ fn sharing(
     opt_uuid("actorId", actor)
 }
 
+/// The checks of every event that carries the whole task (created, updated, shared, assigned),
+/// in one place.
+macro_rules! whole_task {
+    ($e:expr, min_version = $min:expr) => {{
+        let e = $e;
+        header(&e.event_id, e.event_timestamp)?;
+        uuid("userId", &e.user_id)?;
+        uuid("taskId", &e.task_id)?;
+        title(&e.title)?;
+        opt_time("dueDate", e.due_date)?;
+        version("version", e.version, $min)?;
+        recurrence(e.recurrence.as_ref())?;
+        reminders(&e.reminders)?;
+        opt_uuid("seriesId", e.series_id.as_deref())?;
+        sharing(
+            &e.user_id,
+            &e.collaborators,
+            e.assignee_id.as_deref(),
+            e.actor_id.as_deref(),
+        )
+    }};
+}
+
 /// Validation of one event type.
 pub trait Validate {
     fn validate(&self) -> Result<(), InvalidEvent>;
@@ -121,41 +144,13 @@ pub trait Validate {
 
 impl Validate for TaskCreatedEvent {
     fn validate(&self) -> Result<(), InvalidEvent> {
-        header(&self.event_id, self.event_timestamp)?;
-        uuid("userId", &self.user_id)?;
-        uuid("taskId", &self.task_id)?;
-        title(&self.title)?;
-        opt_time("dueDate", self.due_date)?;
-        version("version", self.version, 1)?;
-        recurrence(self.recurrence.as_ref())?;
-        reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())?;
-        sharing(
-            &self.user_id,
-            &self.collaborators,
-            self.assignee_id.as_deref(),
-            self.actor_id.as_deref(),
-        )
+        whole_task!(self, min_version = 1)
     }
 }
 
 impl Validate for TaskUpdatedEvent {
     fn validate(&self) -> Result<(), InvalidEvent> {
-        header(&self.event_id, self.event_timestamp)?;
-        uuid("userId", &self.user_id)?;
-        uuid("taskId", &self.task_id)?;
-        title(&self.title)?;
-        opt_time("dueDate", self.due_date)?;
-        version("version", self.version, 1)?;
-        recurrence(self.recurrence.as_ref())?;
-        reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())?;
-        sharing(
-            &self.user_id,
-            &self.collaborators,
-            self.assignee_id.as_deref(),
-            self.actor_id.as_deref(),
-        )
+        whole_task!(self, min_version = 1)
     }
 }
 
@@ -200,44 +195,19 @@ impl Validate for TaskDeletedEvent {
 
 impl Validate for TaskSharedEvent {
     fn validate(&self) -> Result<(), InvalidEvent> {
-        header(&self.event_id, self.event_timestamp)?;
-        uuid("userId", &self.user_id)?;
-        uuid("taskId", &self.task_id)?;
-        title(&self.title)?;
-        version("version", self.version, 2)?;
-        recurrence(self.recurrence.as_ref())?;
-        reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())?;
+        whole_task!(self, min_version = 2)?;
         uuid("sharedWithUserId", &self.shared_with_user_id)?;
         if self.shared_with_user_id == self.user_id {
             return fail("sharedWithUserId", "the owner");
         }
-        sharing(
-            &self.user_id,
-            &self.collaborators,
-            self.assignee_id.as_deref(),
-            self.actor_id.as_deref(),
-        )
+        Ok(())
     }
 }
 
 impl Validate for TaskAssignedEvent {
     fn validate(&self) -> Result<(), InvalidEvent> {
-        header(&self.event_id, self.event_timestamp)?;
-        uuid("userId", &self.user_id)?;
-        uuid("taskId", &self.task_id)?;
-        title(&self.title)?;
-        version("version", self.version, 2)?;
-        recurrence(self.recurrence.as_ref())?;
-        reminders(&self.reminders)?;
-        opt_uuid("seriesId", self.series_id.as_deref())?;
-        opt_uuid("previousAssigneeId", self.previous_assignee_id.as_deref())?;
-        sharing(
-            &self.user_id,
-            &self.collaborators,
-            self.assignee_id.as_deref(),
-            self.actor_id.as_deref(),
-        )
+        whole_task!(self, min_version = 2)?;
+        opt_uuid("previousAssigneeId", self.previous_assignee_id.as_deref())
     }
 }
 

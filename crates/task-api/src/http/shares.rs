@@ -1,19 +1,13 @@
 //! `/api/tasks/{id}/shares`: share a task, list its shares, remove one.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use service_kit::http::{Authenticated, Problem, trace_of};
+use service_kit::http::{Authenticated, Problem};
 
-use super::task_operations::{self as ops, Caller};
+use super::task_operations as ops;
+use super::tasks::caller;
 use super::views::ProblemDocument;
 use super::{State, if_match};
 use crate::domain::share::{ShareRequest, ShareView};
-
-fn caller(req: &HttpRequest, auth: &Authenticated) -> Caller {
-    Caller {
-        user_id: auth.user_id().to_owned(),
-        traceparent: trace_of(req).header(),
-    }
-}
 
 /// Share a task
 ///

@@ -31,7 +31,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, Problem> {
     ops::idempotency_key(text, IDEMPOTENCY_KEY).map(Some)
 }
 
-fn caller(req: &HttpRequest, auth: &Authenticated) -> Caller {
+/// Who asks, from the token, and the trace their request's events carry.
+pub(super) fn caller(req: &HttpRequest, auth: &Authenticated) -> Caller {
     Caller {
         user_id: auth.user_id().to_owned(),
         traceparent: trace_of(req).header(),
