@@ -348,6 +348,9 @@ async fn collaborators_read_a_shared_tasks_history(backend: Backend) {
     let mut shared = sample::task_shared(&owner);
     shared.task_id = created.task_id.clone();
     shared.version = 2;
+    // History is ordered by event time; both samples may be made in the same millisecond, and
+    // their topics are consumed in any order.
+    shared.event_timestamp = created.event_timestamp + 1;
     let (viewer, editor) = (
         shared.collaborators[0].user_id.clone(),
         shared.collaborators[1].user_id.clone(),
