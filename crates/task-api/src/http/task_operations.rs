@@ -241,6 +241,21 @@ pub async fn shares(state: &AppState, user_id: &str, id: &str) -> Result<Vec<Sha
         .ok_or_else(|| Problem::not_found("task"))
 }
 
+/// The share of `email` (any case) on a task the caller may see, if there is one: how a client
+/// that knows people by email (MCP, the CLI) names a collaborator.
+pub async fn share_of(
+    state: &AppState,
+    user_id: &str,
+    id: &str,
+    email: &str,
+) -> Result<Option<ShareView>, Problem> {
+    let email = email.trim().to_lowercase();
+    Ok(shares(state, user_id, id)
+        .await?
+        .into_iter()
+        .find(|s| s.email == email))
+}
+
 /// Remove a share (announced on task.shared with role `none`) or an invitation: the owner
 /// removes any, a collaborator their own.
 pub async fn unshare(

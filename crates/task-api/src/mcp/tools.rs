@@ -299,13 +299,11 @@ share (status active or pending)."
         let outcome = async {
             if args.role.trim().eq_ignore_ascii_case("none") {
                 // Stop sharing: find that email among the task's shares.
-                let shares = ops::shares(&self.state, &who.user_id, &args.id).await?;
-                let email = args.email.trim().to_lowercase();
-                let share = shares
-                    .iter()
-                    .find(|s| s.email == email)
+                let share = ops::share_of(&self.state, &who.user_id, &args.id, &args.email)
+                    .await?
                     .ok_or_else(|| Problem::not_found("share"))?;
-                let target = share.user_id.clone().unwrap_or(email.clone());
+                let email = share.email.clone();
+                let target = share.user_id.unwrap_or(email.clone());
                 ops::unshare(
                     &self.state,
                     &who.caller(),
@@ -363,12 +361,9 @@ collaborator only themself. Returns the task."
                 None | Some("") => None,
                 Some(me) if me.eq_ignore_ascii_case("me") => Some(who.user_id.clone()),
                 Some(email) if email.contains('@') => {
-                    let email = email.to_lowercase();
-                    let shares = ops::shares(&self.state, &who.user_id, &args.id).await?;
-                    let id = shares
-                        .iter()
-                        .find(|s| s.email == email)
-                        .and_then(|s| s.user_id.clone())
+                    let id = ops::share_of(&self.state, &who.user_id, &args.id, email)
+                        .await?
+                        .and_then(|s| s.user_id)
                         .ok_or_else(|| {
                             Problem::validation().field(
                                 "assignee",
