@@ -74,6 +74,8 @@ async fn assigned_to_you_arrives_once_per_assignment(backend: Backend) {
     bus.publish(&helper).await;
     let t = task(&owner.user_id, "Fix the fence", None, vec![]);
     bus.publish(&t).await;
+    // The mail names the owner: their profile must be known before the assignment arrives.
+    app.wait_user(&owner.user_id).await;
 
     // The owner assigns it to the collaborator; the event is delivered twice (a replay).
     let a = assigned(&t, &helper.user_id, Some(&helper.user_id), None, 3);

@@ -26,7 +26,7 @@ use notification_service::config::{
     Config, DEFAULT_FROM, DeliverySettings, ScheduleSettings, SmtpSettings, WebhookSettings,
 };
 use notification_service::startup::{Application, MIGRATIONS};
-use notification_service::storage::{deliveries, reminders};
+use notification_service::storage::{deliveries, reminders, users};
 use service_kit::auth::TokenSigner;
 use service_kit::config::{CommonConfig, DatabaseUrl};
 use service_kit::consumer::RetryPolicy;
@@ -350,6 +350,24 @@ impl TestApp {
             || async {
                 let rows = self.deliveries_of(task_id).await;
                 (rows.len() >= n && rows.iter().all(|r| r.status != "pending")).then_some(rows)
+            },
+        )
+        .await
+    }
+
+    /// Wait until the user's profile is stored. User and task events travel on different topics
+    /// and are consumed in any order; a test that needs a profile (a name in a mail) waits here.
+    pub async fn wait_user(&self, user_id: &str) {
+        testing::wait_for(
+            &format!("the profile of {user_id}"),
+            Duration::from_secs(30),
+            || async {
+                let id = user_id.to_owned();
+                self.db
+                    .run(move |conn| users::get(conn, &id))
+                    .await
+                    .unwrap()
+                    .map(|_| ())
             },
         )
         .await
