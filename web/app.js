@@ -6,6 +6,8 @@
 const TOKEN_KEY = 'todo.token';
 const PAGE_SIZE = 100;
 const PING_EVERY_MS = 25_000;
+// Attempts without an upgrade after which the cursor is dropped (a fresh start reloads the list).
+const MAX_REFUSALS_WITH_CURSOR = 5;
 const PONG_WITHIN_MS = 10_000;
 const MAX_RETRY_MS = 30_000;
 
@@ -1091,6 +1093,8 @@ const live = {
   ws: null,
   cursor: null,
   attempt: 0,
+  // Connection attempts in a row that ended before the upgrade.
+  refusals: 0,
   retryTimer: null,
   pingTimer: null,
   lastHeard: 0,
@@ -1132,6 +1136,7 @@ const live = {
     ws.addEventListener('open', () => {
       opened = true;
       this.attempt = 0;
+      this.refusals = 0;
       this.lastHeard = Date.now();
       clearInterval(this.pingTimer);
       this.pingTimer = setInterval(() => this.heartbeat(ws), PING_EVERY_MS);
@@ -1150,9 +1155,12 @@ const live = {
         return;
       }
       if (!opened) {
-        // Refused before the upgrade: perhaps the token is no longer valid (the REST call
-        // then signs out), or our cursor is not accepted: start over with a fresh list.
-        this.cursor = null;
+        // No upgrade: the gateway is away (the usual case: keep the cursor, any gateway
+        // instance serves it when one is back), the token is no longer valid (the REST call
+        // then signs out), or the cursor is refused; the browser cannot tell which. After a
+        // few refusals in a row, start over with a fresh list.
+        this.refusals += 1;
+        if (this.refusals >= MAX_REFUSALS_WITH_CURSOR) this.cursor = null;
         api('GET', '/api/me').catch(() => {});
       }
       if (event.code === 4008) {

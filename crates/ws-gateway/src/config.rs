@@ -13,9 +13,11 @@
 //! | `WS_CLIENT_TIMEOUT_MS` | 60000 | a connection silent for this long (no pong, no message) is closed (4002) |
 //! | `WS_MAX_CONNECTIONS_PER_USER` | 32 | further upgrades of that user get 429 |
 //! | `WS_REPLAY_PER_USER` | 500 | newest messages kept per user for resume |
-//! | `WS_REPLAY_MAX_AGE_MS` | 600000 | messages older than this are not replayed (resync instead) |
-//! | `CONSUMER_GROUP` | `ws-gateway` | prefix of this instance's own group, `<prefix>-<uuid>` (every instance reads every partition) |
+//! | `WS_REPLAY_MAX_AGE_MS` | 600000 | messages older than this leave the buffer (a reconnect then reads them back from Kafka, within `WS_REPLAY_READ_BACK`) |
+//! | `CONSUMER_GROUP` | `ws-gateway` | prefix of this instance's own group, `<prefix>-<uuid>` (every instance reads every partition, so a cursor is served by any instance) |
 //! | `WS_REPLAY_TOTAL` | 100000 | messages kept for all users together (about 1 KiB each) |
+//! | `WS_REPLAY_READ_BACK` | 50000 | a reconnect whose cursor is older than the buffer reads Kafka back from it, over at most this many messages (of all users); further back it gets resync; 0 turns reading back off |
+//! | `WS_REPLAY_READ_BACK_TIMEOUT_MS` | 10000 | bound on one read-back |
 //!
 //! `DATABASE_URL` is not read: the gateway keeps no state beyond its memory.
 
@@ -78,6 +80,11 @@ pub struct ReplayLimits {
     pub per_user: usize,
     pub max_age: Duration,
     pub total: usize,
+    /// Most messages a reconnect may read back from Kafka (all users' messages on the
+    /// partitions between its cursor and what the buffer holds).
+    pub read_back: usize,
+    /// How long reading back may take.
+    pub read_back_timeout: Duration,
 }
 
 impl Default for ReplayLimits {
@@ -86,6 +93,8 @@ impl Default for ReplayLimits {
             per_user: 500,
             max_age: Duration::from_secs(600),
             total: 100_000,
+            read_back: 50_000,
+            read_back_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -185,6 +194,11 @@ impl Config {
                 per_user: positive("WS_REPLAY_PER_USER", limits.per_user)?,
                 max_age: positive_millis("WS_REPLAY_MAX_AGE_MS", limits.max_age)?,
                 total: positive("WS_REPLAY_TOTAL", limits.total)?,
+                read_back: parsed_or("WS_REPLAY_READ_BACK", limits.read_back)?,
+                read_back_timeout: positive_millis(
+                    "WS_REPLAY_READ_BACK_TIMEOUT_MS",
+                    limits.read_back_timeout,
+                )?,
             },
             consumer_group_prefix: optional("CONSUMER_GROUP")
                 .unwrap_or_else(|| "ws-gateway".into()),

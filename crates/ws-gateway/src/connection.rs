@@ -26,9 +26,12 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::config::ConnectionSettings;
-use crate::hub::{Eviction, Hub, Subscription};
+use crate::cursor::{Layout, Position};
+use crate::hub::{Eviction, Hub, Opening, Subscription};
 use crate::messages::{self, Outbound};
 use crate::metrics::GatewayMetrics;
+use crate::read_back::ReadBack;
+use crate::replay;
 
 pub const TOKEN_EXPIRED: u16 = 4001;
 pub const PING_TIMEOUT: u16 = 4002;
@@ -41,6 +44,7 @@ pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
 #[derive(Clone)]
 pub struct ConnectionContext {
     pub hub: Arc<Hub>,
+    pub read_back: Arc<ReadBack>,
     pub metrics: GatewayMetrics,
     pub settings: ConnectionSettings,
     pub shutdown: Shutdown,
@@ -97,6 +101,35 @@ impl End {
             code,
             description: Some(description.to_owned()),
         })
+    }
+}
+
+/// What the client had already been sent when it reconnected, where this instance has not
+/// yet caught up with it (another instance served it further): messages from before it are
+/// skipped, later ones carry cursors no older than it. Gone once the instance has caught up.
+struct Floor<'a> {
+    layout: &'a Layout,
+    seen: Option<Position>,
+}
+
+impl Floor<'_> {
+    /// The message to send, or `None` when the client already has it.
+    fn apply(&mut self, message: Outbound) -> Option<Outbound> {
+        let (Some(seen), Some((slot, offset))) = (&self.seen, message.at) else {
+            return Some(message);
+        };
+        if offset < seen.get(slot) {
+            return None;
+        }
+        let Ok(at) = self.layout.parse(message.cursor()) else {
+            return Some(message);
+        };
+        if at.covers(seen) {
+            self.seen = None;
+            return Some(message);
+        }
+        let cursor = self.layout.encode(&at.joined(seen));
+        Some(message.with_cursor(&cursor))
     }
 }
 
@@ -161,14 +194,19 @@ pub async fn serve(
                 shutdown: &ctx.shutdown,
                 evicted: &mut evicted,
             };
+            let mut floor = Floor {
+                layout: ctx.hub.layout(),
+                seen: None,
+            };
             let served = async {
-                open(&ctx, &mut session, &mut io, opening).await?;
+                open(&ctx, &mut session, &mut io, &user, opening, &mut floor).await?;
                 live(
                     &ctx,
                     &mut session,
                     &mut stream,
                     &mut io,
                     &mut queue,
+                    &mut floor,
                     token_expires_at,
                 )
                 .await
@@ -199,28 +237,65 @@ pub async fn serve(
     .await
 }
 
+/// Resync or replay (read back from Kafka, then from the buffer), then `ready`.
 async fn open(
     ctx: &ConnectionContext,
     session: &mut Session,
     io: &mut Interrupts<'_>,
-    opening: crate::hub::Opening,
+    user: &str,
+    opening: Opening,
+    floor: &mut Floor<'_>,
 ) -> Result<(), End> {
-    if let Some(gap) = opening.resync {
+    let layout = ctx.hub.layout();
+    let position = layout.encode(&opening.position);
+    floor.seen = opening.floor;
+    let mut resync = opening.resync;
+    let mut read = Vec::new();
+    if let Some((from, to)) = &opening.read_back {
+        match ctx.read_back.messages(user, from, to).await {
+            Ok((messages, reached)) => {
+                read = messages;
+                floor.seen = Some(
+                    floor
+                        .seen
+                        .take()
+                        .map_or(reached.clone(), |f| f.joined(&reached)),
+                );
+                ctx.metrics.read_backs.with_label_values(&["served"]).inc();
+            }
+            Err(gap) => {
+                ctx.metrics
+                    .read_backs
+                    .with_label_values(&[gap.label()])
+                    .inc();
+                resync = Some(gap);
+            }
+        }
+    }
+    let mut replayed = 0;
+    if let Some(gap) = resync {
+        ctx.metrics.resyncs.inc();
         io.send(
             session,
-            messages::resync(opening.cursor, &gap.to_string()).into(),
+            messages::resync(&position, &gap.to_string()).into(),
         )
         .await?;
+    } else {
+        // What the floor keeps of the buffer's messages (it drops what the client has); the
+        // cursors are recomputed for the replay's order anyway.
+        let buffered = opening.replay.into_iter().filter_map(|m| floor.apply(m));
+        let replay = read.into_iter().chain(buffered).collect();
+        for message in replay::in_event_order(layout, replay, &opening.position) {
+            io.send(session, message.frame).await?;
+            ctx.metrics
+                .messages_sent
+                .with_label_values(&[message.kind.name()])
+                .inc();
+            replayed += 1;
+        }
+        ctx.metrics.messages_replayed.inc_by(replayed as u64);
     }
-    let replayed = opening.replay.len();
-    for message in opening.replay {
-        io.send(session, message.frame).await?;
-        ctx.metrics
-            .messages_sent
-            .with_label_values(&[message.kind.name()])
-            .inc();
-    }
-    io.send(session, messages::ready(opening.cursor, replayed).into())
+    io.send(session, messages::ready(&position, replayed).into())
         .await
 }
 
@@ -235,6 +310,7 @@ async fn live(
     stream: &mut MessageStream,
     io: &mut Interrupts<'_>,
     queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    floor: &mut Floor<'_>,
     token_expires_at: i64,
 ) -> Result<std::convert::Infallible, End> {
     let settings = ctx.settings;
@@ -285,6 +361,7 @@ async fn live(
                 // The hub dropped our sender: only after an eviction, which the branch above
                 // reports; end quietly otherwise.
                 let Some(message) = next else { return Err(End::SlowConsumer) };
+                let Some(message) = floor.apply(message) else { continue };
                 io.send(session, message.frame).await?;
                 ctx.metrics
                     .messages_sent
@@ -296,5 +373,40 @@ async fn live(
                     .observe(latency_ms as f64 / 1000.0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::{Event, Topic, sample};
+
+    #[test]
+    fn a_floor_skips_what_the_client_has_and_keeps_cursors_from_going_back() {
+        let layout = Layout::of(&[Topic::TaskCreated]);
+        let rendered = messages::render(&sample::task_created("u").into_any()).remove(0);
+        let at = |offsets: &[i64]| Position::from_offsets(offsets.to_vec());
+        let message = |slot: usize, offset: i64, position: &[i64]| {
+            rendered.outbound(&layout.encode(&at(position)), Some((slot, offset)))
+        };
+        // The client was sent up to offsets 10, 20, 30 by an instance further on than this one.
+        let mut floor = Floor {
+            layout: &layout,
+            seen: Some(at(&[10, 20, 30])),
+        };
+        assert_eq!(
+            floor.apply(message(0, 9, &[10, 5, 5])),
+            None,
+            "already sent"
+        );
+        let sent = floor.apply(message(1, 20, &[10, 21, 5])).unwrap();
+        assert_eq!(layout.parse(sent.cursor()), Ok(at(&[10, 21, 30])));
+        assert!(floor.seen.is_some());
+        // Caught up: the floor goes, messages pass unchanged.
+        let caught_up = message(2, 30, &[10, 21, 31]);
+        assert_eq!(floor.apply(caught_up.clone()), Some(caught_up));
+        assert!(floor.seen.is_none());
+        let older = message(0, 3, &[10, 21, 31]);
+        assert_eq!(floor.apply(older.clone()), Some(older));
     }
 }

@@ -3,7 +3,8 @@
 //! Everything is checked before the handshake, each with an RFC 9457 problem: the gateway is
 //! not stopping (503), the browser's `Origin` is allowed (403), the token — `?token=` or an
 //! `Authorization: Bearer` header — is valid (401), the `after` cursor is well-formed (400),
-//! the request is a WebSocket upgrade (400) and the user has room for another connection (429).
+//! the request is a WebSocket upgrade (400), the gateway knows its place in Kafka (503 while
+//! starting) and the user has room for another connection (429).
 //! The token never reaches a log: request logs carry the path only.
 
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use service_kit::http::Problem;
 
 use crate::config::AllowedOrigins;
 use crate::connection::{self, ConnectionContext};
-use crate::cursor::Cursor;
+use crate::cursor::MalformedCursor;
+use crate::hub::Refusal;
+use crate::replay::Gap;
 
 /// What the upgrade handler needs.
 pub struct Gate {
@@ -91,12 +94,24 @@ async fn upgrade(
         };
         rejected(&gate, "unauthorized", Problem::unauthorized(detail))
     })?;
-    let after = query
+    // A cursor from gateways that followed other topics (before an upgrade) is not an error
+    // of the client's: it gets resync.
+    let (after, foreign) = match query
         .after
         .as_deref()
-        .map(str::parse::<Cursor>)
-        .transpose()
-        .map_err(|e| rejected(&gate, "bad_cursor", Problem::bad_request(e.to_string())))?;
+        .map(|a| gate.ctx.hub.layout().parse(a))
+    {
+        None => (None, false),
+        Some(Ok(position)) => (Some(position), false),
+        Some(Err(MalformedCursor::OtherLayout)) => (None, true),
+        Some(Err(e @ MalformedCursor::Garbled)) => {
+            return Err(rejected(
+                &gate,
+                "bad_cursor",
+                Problem::bad_request(e.to_string()),
+            ));
+        }
+    };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         rejected(
             &gate,
@@ -104,18 +119,30 @@ async fn upgrade(
             Problem::bad_request(format!("expected a WebSocket upgrade: {e}")),
         )
     })?;
-    let subscription = gate.ctx.hub.subscribe(&claims.sub, after).map_err(|e| {
-        rejected(
-            &gate,
-            "too_many_connections",
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-connections",
-                "Too many connections",
-            )
-            .detail(format!("{e}; close another tab")),
-        )
-    })?;
+    let mut subscription = gate
+        .ctx
+        .hub
+        .subscribe(&claims.sub, after)
+        .map_err(|e| match e {
+            Refusal::TooManyConnections(_) => rejected(
+                &gate,
+                "too_many_connections",
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-connections",
+                    "Too many connections",
+                )
+                .detail(format!("{e}; close another tab")),
+            ),
+            Refusal::NotReady => rejected(
+                &gate,
+                "not_ready",
+                Problem::unavailable("the gateway is starting; reconnect in a moment"),
+            ),
+        })?;
+    if foreign {
+        subscription.opening.resync = Some(Gap::OtherLayout);
+    }
     actix_web::rt::spawn(connection::serve(
         gate.ctx.clone(),
         session,

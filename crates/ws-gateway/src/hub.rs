@@ -1,11 +1,11 @@
 //! Who is connected, and fan-out of each event to its user's connections.
 //!
-//! One mutex guards the connections, the sequence counter and the replay buffer together: an
-//! event gets its sequence number, enters the replay log and is queued to the user's
+//! One mutex guards the connections, the gateway's Kafka position and the replay buffer
+//! together: an event moves the position, enters the replay log and is queued to the user's
 //! connections in one step, and a new connection takes its replay and registers in one step.
-//! So a reconnecting client sees every message exactly once, in order, with no gap between
-//! the replay and the live stream. The work under the lock is a hash lookup, a string
-//! concatenation (the cursor into the pre-rendered frame) and a `try_send` per connection; it
+//! So a reconnecting client sees every message exactly once, with no gap between the replay
+//! and the live stream. The work under the lock is a hash lookup, the cursor's encoding (once
+//! per Kafka message), a string concatenation per reader and a `try_send` per connection; it
 //! never waits.
 //!
 //! Each connection has a bounded queue. A full queue means the client does not keep up: the
@@ -19,7 +19,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{ConnectionSettings, ReplayLimits};
-use crate::cursor::{Cursor, InstanceId};
+use crate::cursor::{Layout, Position};
 use crate::messages::{Outbound, RenderedEvent};
 use crate::metrics::GatewayMetrics;
 use crate::replay::{Gap, ReplayBuffer};
@@ -37,12 +37,20 @@ pub enum Eviction {
 /// What a new connection sends before the live stream.
 #[derive(Debug)]
 pub struct Opening {
-    /// Missed messages, oldest first.
+    /// Read these back from Kafka first: from the client's cursor to where the buffer's
+    /// coverage starts (the cursor is older than what this instance holds).
+    pub read_back: Option<(Position, Position)>,
+    /// Missed messages from the buffer, oldest first (after any read-back).
     pub replay: Vec<Outbound>,
-    /// Set when the requested cursor could not be served.
+    /// Set when the requested cursor cannot be served.
     pub resync: Option<Gap>,
-    /// The position the live stream continues from.
-    pub cursor: Cursor,
+    /// What the client has seen once the opening is sent: its cursor (if any) joined with the
+    /// position the live stream continues from.
+    pub position: Position,
+    /// Messages before this, per partition, were already sent to the client (its cursor):
+    /// the connection skips them if they come (this instance was behind the one that sent
+    /// them) and gives later messages cursors no older than it.
+    pub floor: Option<Position>,
 }
 
 /// A registered connection's ends.
@@ -54,9 +62,14 @@ pub struct Subscription {
     pub opening: Opening,
 }
 
+/// Why a connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many open connections for this user (at most {0})")]
-pub struct TooManyConnections(pub usize);
+pub enum Refusal {
+    #[error("too many open connections for this user (at most {0})")]
+    TooManyConnections(usize),
+    #[error("the gateway has not yet found its place in Kafka")]
+    NotReady,
+}
 
 /// `GET /ws/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -72,15 +85,18 @@ struct Subscriber {
 }
 
 struct State {
-    /// The newest sequence number issued.
-    seq: u64,
+    /// Per partition, the offset after the last event routed; `None` until the instance knows
+    /// where in Kafka it starts.
+    position: Option<Position>,
+    /// `position` as a cursor: what each message routed at it carries.
+    cursor: String,
     next_id: ConnectionId,
     users: HashMap<Arc<str>, Vec<Subscriber>>,
     total: usize,
     replay: ReplayBuffer,
-    /// Event ids already forwarded, oldest first, bounded: Kafka delivers at least once (a
-    /// rebalance after a broker loss redelivers from the last committed offset), clients must
-    /// see each event once.
+    /// Event ids already forwarded, oldest first, bounded. Redeliveries of one Kafka message
+    /// are recognised by their offset (`position`); this catches the same event published
+    /// twice (a relay that crashed between the send and marking its row sent).
     recent: RecentIds,
 }
 
@@ -121,31 +137,34 @@ impl RecentIds {
 const RECENT_IDS: usize = 200_000;
 
 pub struct Hub {
-    instance: InstanceId,
+    layout: Arc<Layout>,
     settings: ConnectionSettings,
+    limits: ReplayLimits,
     metrics: GatewayMetrics,
     state: Mutex<State>,
 }
 
 impl Hub {
     pub fn new(
-        instance: InstanceId,
+        layout: Arc<Layout>,
         settings: ConnectionSettings,
         limits: ReplayLimits,
         metrics: GatewayMetrics,
     ) -> Self {
         Self {
-            instance,
             settings,
+            limits,
             metrics,
             state: Mutex::new(State {
-                seq: 0,
+                position: None,
+                cursor: String::new(),
                 next_id: 0,
                 users: HashMap::new(),
                 total: 0,
-                replay: ReplayBuffer::new(limits),
+                replay: ReplayBuffer::new(limits, layout.origin()),
                 recent: RecentIds::new(RECENT_IDS),
             }),
+            layout,
         }
     }
 
@@ -154,41 +173,67 @@ impl Hub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cursor_at(&self, seq: u64) -> Cursor {
-        Cursor {
-            instance: self.instance,
-            seq,
-        }
-    }
-
     fn update_gauges(&self, state: &State) {
         self.metrics.connections.set(state.total as i64);
         self.metrics.connected_users.set(state.users.len() as i64);
     }
 
-    /// Register a connection of `user`, resuming after `after` if given.
-    pub fn subscribe(
-        &self,
-        user: &str,
-        after: Option<Cursor>,
-    ) -> Result<Subscription, TooManyConnections> {
+    pub fn layout(&self) -> &Arc<Layout> {
+        &self.layout
+    }
+
+    /// The instance reads every partition from `start` on: what a cursor is measured against.
+    /// Called once, before the first event.
+    pub fn start_at(&self, start: Position) {
+        let mut state = self.lock();
+        state.cursor = self.layout.encode(&start);
+        state.replay = ReplayBuffer::new(self.limits, start.clone());
+        state.position = Some(start);
+    }
+
+    /// Whether [`Hub::start_at`] was called.
+    pub fn is_positioned(&self) -> bool {
+        self.lock().position.is_some()
+    }
+
+    /// Register a connection of `user`, resuming after the cursor `after` if given.
+    pub fn subscribe(&self, user: &str, after: Option<Position>) -> Result<Subscription, Refusal> {
         let user: Arc<str> = Arc::from(user);
         let (tx, queue) = mpsc::channel(self.settings.send_queue);
         let (evict, evicted) = oneshot::channel();
         let now = Instant::now();
         let mut state = self.lock();
+        let Some(position) = state.position.clone() else {
+            return Err(Refusal::NotReady);
+        };
         let open = state.users.get(&user).map_or(0, Vec::len);
         if open >= self.settings.max_per_user {
-            return Err(TooManyConnections(self.settings.max_per_user));
+            return Err(Refusal::TooManyConnections(self.settings.max_per_user));
         }
-        let last = state.seq;
-        let (replay, resync) = match after {
-            None => (Vec::new(), None),
-            Some(c) if c.instance != self.instance => (Vec::new(), Some(Gap::Unknown)),
-            Some(c) => match state.replay.since(&user, c.seq, last) {
-                Ok(replay) => (replay, None),
-                Err(gap) => (Vec::new(), Some(gap)),
+        let opening = match after {
+            None => Opening {
+                read_back: None,
+                replay: Vec::new(),
+                resync: None,
+                position,
+                floor: None,
             },
+            Some(seen) => {
+                let covered = state.replay.coverage(&user).clone();
+                let read_back = (!seen.covers(&covered)).then(|| (seen.clone(), covered.clone()));
+                // From where the buffer covers on, which it always can.
+                let replay = state
+                    .replay
+                    .since(&user, &seen.joined(&covered))
+                    .unwrap_or_default();
+                Opening {
+                    read_back,
+                    replay,
+                    resync: None,
+                    floor: (!position.covers(&seen)).then(|| seen.clone()),
+                    position: position.joined(&seen),
+                }
+            }
         };
         state.replay.touch(&user, now);
         state.next_id += 1;
@@ -202,20 +247,12 @@ impl Hub {
         self.update_gauges(&state);
         drop(state);
         self.metrics.connections_opened.inc();
-        self.metrics.messages_replayed.inc_by(replay.len() as u64);
-        if resync.is_some() {
-            self.metrics.resyncs.inc();
-        }
         Ok(Subscription {
             id,
             user,
             queue,
             evicted,
-            opening: Opening {
-                replay,
-                resync,
-                cursor: self.cursor_at(last),
-            },
+            opening,
         })
     }
 
@@ -235,65 +272,82 @@ impl Hub {
         self.update_gauges(state);
     }
 
-    /// Number the event, keep it for resume and queue it to every connection of its user.
-    /// Returns how many connections it was queued to.
-    pub fn publish(&self, event: &RenderedEvent) -> usize {
+    /// Route one Kafka message: move the position past it, and give each of its readers'
+    /// messages the new cursor, keep them for resume and queue them to the readers'
+    /// connections. `at` is the message's slot and offset (`None`: a partition outside the
+    /// layout, delivered live only). Returns how many connections messages were queued to.
+    pub fn publish(&self, at: Option<(usize, i64)>, readers: &[RenderedEvent]) -> usize {
         let now = Instant::now();
         let mut guard = self.lock();
         let state = &mut *guard;
-        // An event reaches each of its readers once: its id per reader.
-        if !state
-            .recent
-            .insert(&format!("{}/{}", event.event_id, event.user_id))
-        {
-            self.metrics.duplicates_skipped.inc();
-            return 0;
+        if let (Some((slot, offset)), Some(position)) = (at, state.position.as_mut()) {
+            if offset < position.get(slot) {
+                // Kafka delivered it again (a rebalance resumes from the last commit).
+                if !readers.is_empty() {
+                    self.metrics.duplicates_skipped.inc();
+                }
+                return 0;
+            }
+            position.advance(slot, offset + 1);
+            state.cursor = self.layout.encode(position);
         }
-        state.seq += 1;
-        let cursor = self.cursor_at(state.seq);
-        let message = Outbound {
-            frame: event.frame(cursor).into(),
-            kind: event.kind,
-            event_time: event.event_time,
-        };
-        let user: Arc<str> = match state.users.get_key_value(event.user_id.as_str()) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(event.user_id.as_str()),
+        let mut queued = 0;
+        for event in readers {
+            // An event reaches each of its readers once: its id per reader.
+            if !state
+                .recent
+                .insert(&format!("{}/{}", event.event_id, event.user_id))
+            {
+                self.metrics.duplicates_skipped.inc();
+                continue;
+            }
+            let message = event.outbound(&state.cursor, at);
+            queued += Self::queue(state, &self.metrics, &event.user_id, &message);
+            let user: Arc<str> = match state.replay_key(&event.user_id) {
+                Some(key) => key,
+                None => Arc::from(event.user_id.as_str()),
+            };
+            if message.at.is_some() {
+                state.replay.record(&user, message, now);
+            }
+        }
+        self.metrics.replay_buffered.set(state.replay.len() as i64);
+        self.update_gauges(state);
+        drop(guard);
+        queued
+    }
+
+    /// Queue `message` to every connection of `user`, dropping those that cannot take it.
+    fn queue(state: &mut State, metrics: &GatewayMetrics, user: &str, message: &Outbound) -> usize {
+        let Some(subs) = state.users.get_mut(user) else {
+            return 0;
         };
         let mut queued = 0;
         let mut dropped = 0;
-        if let Some(subs) = state.users.get_mut(&user) {
-            let mut kept = Vec::with_capacity(subs.len());
-            for sub in subs.drain(..) {
-                match sub.tx.try_send(message.clone()) {
-                    Ok(()) => {
-                        queued += 1;
-                        kept.push(sub);
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // Fails only when the connection task is already gone: not a slow
-                        // client then, just one that has not unsubscribed yet.
-                        if sub.evict.send(Eviction::SlowConsumer).is_ok() {
-                            self.metrics.slow_clients_dropped.inc();
-                        }
-                        dropped += 1;
-                    }
-                    // Its task ended and is about to unsubscribe: forget it now.
-                    Err(mpsc::error::TrySendError::Closed(_)) => dropped += 1,
+        let mut kept = Vec::with_capacity(subs.len());
+        for sub in subs.drain(..) {
+            match sub.tx.try_send(message.clone()) {
+                Ok(()) => {
+                    queued += 1;
+                    kept.push(sub);
                 }
-            }
-            *subs = kept;
-            state.total -= dropped;
-            if subs.is_empty() {
-                state.users.remove(&user);
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Fails only when the connection task is already gone: not a slow
+                    // client then, just one that has not unsubscribed yet.
+                    if sub.evict.send(Eviction::SlowConsumer).is_ok() {
+                        metrics.slow_clients_dropped.inc();
+                    }
+                    dropped += 1;
+                }
+                // Its task ended and is about to unsubscribe: forget it now.
+                Err(mpsc::error::TrySendError::Closed(_)) => dropped += 1,
             }
         }
-        state.replay.record(&user, state.seq, message, now);
-        self.metrics.replay_buffered.set(state.replay.len() as i64);
-        if dropped > 0 {
-            self.update_gauges(state);
+        *subs = kept;
+        state.total -= dropped;
+        if subs.is_empty() {
+            state.users.remove(user);
         }
-        drop(guard);
         queued
     }
 
@@ -316,25 +370,28 @@ impl Hub {
         }
     }
 
-    /// The newest position issued.
-    pub fn cursor(&self) -> Cursor {
-        self.cursor_at(self.lock().seq)
+    /// The cursor of the newest position, empty before [`Hub::start_at`].
+    pub fn cursor(&self) -> String {
+        self.lock().cursor.clone()
     }
+}
 
-    pub fn instance(&self) -> InstanceId {
-        self.instance
+impl State {
+    /// The key of `user` in the connections map, to share its allocation with the replay log.
+    fn replay_key(&self, user: &str) -> Option<Arc<str>> {
+        self.users.get_key_value(user).map(|(k, _)| k.clone())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events::{Event, sample};
+    use events::{Event, Topic, sample};
     use service_kit::metrics::Metrics;
 
     fn hub(send_queue: usize) -> Hub {
-        Hub::new(
-            InstanceId::new(1),
+        let hub = Hub::new(
+            Arc::new(Layout::of(&[Topic::TaskCreated])),
             ConnectionSettings {
                 send_queue,
                 max_per_user: 3,
@@ -342,13 +399,17 @@ mod tests {
             },
             ReplayLimits::default(),
             GatewayMetrics::register(&Metrics::new()),
-        )
+        );
+        hub.start_at(Position::from_offsets(vec![100, 200, 300]));
+        hub
     }
 
-    fn event(user: &str) -> RenderedEvent {
+    fn event(user: &str) -> Vec<RenderedEvent> {
         crate::messages::render(&sample::task_created(user).into_any())
-            .pop()
-            .unwrap()
+    }
+
+    fn position_of(hub: &Hub, message: &Outbound) -> Position {
+        hub.layout().parse(message.cursor()).unwrap()
     }
 
     #[test]
@@ -364,13 +425,29 @@ mod tests {
                 user_connections: 2
             }
         );
-        assert_eq!(hub.publish(&event("a")), 2);
+        assert_eq!(hub.publish(Some((0, 100)), &event("a")), 2);
         let m1 = a1.queue.try_recv().unwrap();
         let m2 = a2.queue.try_recv().unwrap();
         assert_eq!(m1, m2);
+        assert_eq!(
+            position_of(&hub, &m1),
+            Position::from_offsets(vec![101, 200, 300])
+        );
         assert!(b.queue.try_recv().is_err());
         hub.unsubscribe(&a1.user, a1.id);
         assert_eq!(hub.stats().total_connections, 2);
+    }
+
+    #[test]
+    fn a_redelivered_offset_is_not_sent_again() {
+        let hub = hub(8);
+        let mut a = hub.subscribe("a", None).unwrap();
+        assert_eq!(hub.publish(Some((1, 200)), &event("a")), 1);
+        // The same offset again, and an older one: both already accounted for.
+        assert_eq!(hub.publish(Some((1, 200)), &event("a")), 0);
+        assert_eq!(hub.publish(Some((1, 150)), &event("a")), 0);
+        assert!(a.queue.try_recv().is_ok());
+        assert!(a.queue.try_recv().is_err());
     }
 
     #[test]
@@ -378,11 +455,11 @@ mod tests {
         let hub = hub(2);
         let mut slow = hub.subscribe("a", None).unwrap();
         let mut fast = hub.subscribe("a", None).unwrap();
-        for _ in 0..2 {
-            hub.publish(&event("a"));
+        for offset in 100..102 {
+            hub.publish(Some((0, offset)), &event("a"));
             fast.queue.try_recv().unwrap();
         }
-        hub.publish(&event("a"));
+        hub.publish(Some((0, 102)), &event("a"));
         assert_eq!(slow.evicted.try_recv(), Ok(Eviction::SlowConsumer));
         assert!(fast.queue.try_recv().is_ok());
         assert_eq!(hub.stats().total_connections, 1);
@@ -395,46 +472,65 @@ mod tests {
     fn a_reconnect_replays_what_it_missed_then_continues_live() {
         let hub = hub(8);
         let mut first = hub.subscribe("a", None).unwrap();
-        hub.publish(&event("a"));
+        hub.publish(Some((0, 100)), &event("a"));
         let seen = first.queue.try_recv().unwrap();
         hub.unsubscribe(&first.user, first.id);
-        hub.publish(&event("b"));
-        hub.publish(&event("a"));
-        hub.publish(&event("a"));
-        let v: serde_json::Value = serde_json::from_str(&seen.frame).unwrap();
-        let cursor: Cursor = v["cursor"].as_str().unwrap().parse().unwrap();
-        let mut again = hub.subscribe("a", Some(cursor)).unwrap();
-        assert_eq!(again.opening.replay.len(), 2);
-        assert!(again.opening.resync.is_none());
-        assert_eq!(again.opening.cursor.seq, 4);
-        hub.publish(&event("a"));
-        let live: serde_json::Value =
-            serde_json::from_str(&again.queue.try_recv().unwrap().frame).unwrap();
-        assert_eq!(live["cursor"], "00000001.5");
+        hub.publish(Some((1, 200)), &event("b"));
+        hub.publish(Some((2, 300)), &event("a"));
+        hub.publish(Some((0, 101)), &event("a"));
+        let mut again = hub.subscribe("a", Some(position_of(&hub, &seen))).unwrap();
+        let opening = &again.opening;
+        assert_eq!(opening.replay.len(), 2);
+        assert!(opening.read_back.is_none() && opening.floor.is_none());
+        assert_eq!(
+            opening.position,
+            Position::from_offsets(vec![102, 201, 301])
+        );
+        hub.publish(Some((1, 201)), &event("a"));
+        let live = again.queue.try_recv().unwrap();
+        assert_eq!(
+            position_of(&hub, &live),
+            Position::from_offsets(vec![102, 202, 301])
+        );
     }
 
     #[test]
-    fn cursors_of_another_instance_or_the_future_get_resync() {
+    fn a_cursor_from_before_the_start_reads_back_and_one_ahead_sets_a_floor() {
         let hub = hub(8);
-        let foreign = Cursor {
-            instance: InstanceId::new(2),
-            seq: 0,
-        };
-        let s = hub.subscribe("a", Some(foreign)).unwrap();
-        assert_eq!(s.opening.resync, Some(Gap::Unknown));
-        let future = Cursor {
-            instance: InstanceId::new(1),
-            seq: 99,
-        };
-        let s = hub.subscribe("a", Some(future)).unwrap();
-        assert_eq!(s.opening.resync, Some(Gap::Unknown));
+        // Another instance had sent up to offset 105 of partition 0, but partition 1 only up
+        // to 150, before this one started at 200.
+        let theirs = Position::from_offsets(vec![105, 150, 300]);
+        let s = hub.subscribe("a", Some(theirs.clone())).unwrap();
+        assert_eq!(
+            s.opening.read_back,
+            Some((theirs.clone(), Position::from_offsets(vec![100, 200, 300])))
+        );
+        assert_eq!(s.opening.floor, Some(theirs));
+        assert_eq!(
+            s.opening.position,
+            Position::from_offsets(vec![105, 200, 300])
+        );
+    }
+
+    #[test]
+    fn no_connection_before_the_start_position_is_known() {
+        let hub = Hub::new(
+            Arc::new(Layout::of(&[Topic::TaskCreated])),
+            ConnectionSettings::default(),
+            ReplayLimits::default(),
+            GatewayMetrics::register(&Metrics::new()),
+        );
+        assert_eq!(hub.subscribe("a", None).err(), Some(Refusal::NotReady));
     }
 
     #[test]
     fn a_user_may_hold_only_so_many_connections() {
         let hub = hub(8);
         let _held: Vec<_> = (0..3).map(|_| hub.subscribe("a", None).unwrap()).collect();
-        assert_eq!(hub.subscribe("a", None).err(), Some(TooManyConnections(3)));
+        assert_eq!(
+            hub.subscribe("a", None).err(),
+            Some(Refusal::TooManyConnections(3))
+        );
         assert!(hub.subscribe("b", None).is_ok());
     }
 }

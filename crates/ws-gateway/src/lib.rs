@@ -5,16 +5,23 @@
 //!  Kafka (task.*, reminder.triggered, notification.sent; every partition, own group)
 //!    │
 //!    ▼ consumer: decode, render the client JSON once per event
-//!  Hub ── per user: open connections + a bounded replay log (cursor = instance.seq)
+//!  Hub ── per user: open connections + a bounded replay log; the cursor is the Kafka
+//!    │    position (offset per partition), the same on every instance
 //!    │    try_send into each connection's bounded queue; a full queue evicts the client
 //!    ▼
-//!  one task per connection: queue ─▶ WebSocket; ping/pong, timeouts, close codes
+//!  one task per connection: [read-back from Kafka] ─▶ replay ─▶ queue ─▶ WebSocket;
+//!  ping/pong, timeouts, close codes
 //! ```
 //!
+//! A reconnect may land on any instance: the cursor is served from that instance's buffer,
+//! or read back from Kafka where the buffer does not reach, or answered with `resync` past
+//! the read-back bounds.
+//!
 //! * `config`: settings from the environment;
-//! * `cursor`: the opaque resume position carried by every message;
+//! * `cursor`: the resume position carried by every message (a Kafka position, opaque to clients);
 //! * `messages`: events as the JSON the browser receives;
 //! * `replay`: the bounded per-user buffer behind `?after=<cursor>`;
+//! * `read_back`: what the buffer does not hold, read back from Kafka;
 //! * `hub`: who is connected, fan-out, eviction of slow clients;
 //! * `consumer`: the Kafka side;
 //! * `connection`: one WebSocket's life;
@@ -29,5 +36,6 @@ pub mod http;
 pub mod hub;
 pub mod messages;
 pub mod metrics;
+pub mod read_back;
 pub mod replay;
 pub mod startup;

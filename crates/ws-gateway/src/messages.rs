@@ -33,16 +33,42 @@ use events::time::rfc3339;
 use events::{AnyEvent, DeletedTaskView, ShareRole, TaskState, TaskView};
 use serde::Serialize;
 
-use crate::cursor::Cursor;
-
 /// One message on its way to a connection: the rendered frame (shared by every connection of
-/// the user and the replay buffer, never copied) and what the metrics need.
+/// the user and the replay buffer, never copied), where its event sits in Kafka, and what the
+/// metrics need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outbound {
     pub frame: ByteString,
     pub kind: MessageKind,
     /// Epoch ms at which the event happened.
     pub event_time: i64,
+    /// The task version it is about (0 when none): with `event_time`, the order of a replay.
+    pub version: i64,
+    /// The event's partition (its slot in the gateway's [`crate::cursor::Layout`]) and offset.
+    pub at: Option<(usize, i64)>,
+    /// Where the cursor's text sits in `frame`.
+    cursor_span: (u32, u32),
+}
+
+impl Outbound {
+    /// The cursor the frame carries.
+    pub fn cursor(&self) -> &str {
+        &self.frame[self.cursor_span.0 as usize..self.cursor_span.1 as usize]
+    }
+
+    /// The same message with another cursor.
+    pub fn with_cursor(&self, cursor: &str) -> Outbound {
+        let (start, end) = (self.cursor_span.0 as usize, self.cursor_span.1 as usize);
+        let mut frame = String::with_capacity(self.frame.len() - (end - start) + cursor.len());
+        frame.push_str(&self.frame[..start]);
+        frame.push_str(cursor);
+        frame.push_str(&self.frame[end..]);
+        Outbound {
+            frame: frame.into(),
+            cursor_span: (start as u32, (start + cursor.len()) as u32),
+            ..self.clone()
+        }
+    }
 }
 
 /// The kinds of event message, as the `type` field names them.
@@ -94,6 +120,8 @@ pub struct RenderedEvent {
     pub event_id: String,
     /// Epoch ms at which the event happened (for the delivery latency).
     pub event_time: i64,
+    /// The task version it is about (0 when none).
+    pub version: i64,
     /// `{"type":"…","event_id":"…","cursor":"` — everything before the cursor.
     head: String,
     /// `","occurred_at":"…","data":{…}}` — everything after it.
@@ -102,14 +130,22 @@ pub struct RenderedEvent {
 
 impl RenderedEvent {
     /// The complete message with its cursor: one allocation, no serialisation.
-    pub fn frame(&self, cursor: Cursor) -> String {
-        use std::fmt::Write;
-        let mut frame = String::with_capacity(self.head.len() + self.tail.len() + 24);
+    pub fn outbound(&self, cursor: &str, at: Option<(usize, i64)>) -> Outbound {
+        let mut frame = String::with_capacity(self.head.len() + cursor.len() + self.tail.len());
         frame.push_str(&self.head);
-        // Writing into a String cannot fail.
-        let _ = write!(frame, "{cursor}");
+        frame.push_str(cursor);
         frame.push_str(&self.tail);
-        frame
+        Outbound {
+            frame: frame.into(),
+            kind: self.kind,
+            event_time: self.event_time,
+            version: self.version,
+            at,
+            cursor_span: (
+                self.head.len() as u32,
+                (self.head.len() + cursor.len()) as u32,
+            ),
+        }
     }
 }
 
@@ -230,6 +266,23 @@ fn readers_of(event: &AnyEvent) -> Option<(MessageKind, Vec<Reader>)> {
     })
 }
 
+/// The task version an event is about, 0 when none.
+fn version_of(event: &AnyEvent) -> i64 {
+    match event {
+        AnyEvent::TaskCreated(e) => e.version,
+        AnyEvent::TaskUpdated(e) => e.version,
+        AnyEvent::TaskCompleted(e) => e.version,
+        AnyEvent::TaskDeleted(e) => e.version,
+        AnyEvent::TaskShared(e) => e.version,
+        AnyEvent::TaskAssigned(e) => e.version,
+        AnyEvent::ReminderTriggered(e) => e.task_version,
+        AnyEvent::NotificationSent(_)
+        | AnyEvent::UserRegistered(_)
+        | AnyEvent::UserAuthenticated(_)
+        | AnyEvent::UserUpdated(_) => 0,
+    }
+}
+
 /// What an event says beside `data`, as `,"name":value` JSON text.
 fn beside_data(event: &AnyEvent) -> serde_json::Result<String> {
     Ok(match event {
@@ -269,6 +322,7 @@ pub fn render(event: &AnyEvent) -> Vec<RenderedEvent> {
                 user_id,
                 event_id: event.event_id().to_owned(),
                 event_time: event.event_timestamp(),
+                version: version_of(event),
                 head: format!(
                     r#"{{"type":"{}","event_id":{event_id},"cursor":""#,
                     kind.name()
@@ -280,49 +334,56 @@ pub fn render(event: &AnyEvent) -> Vec<RenderedEvent> {
 }
 
 /// `{"type":"ready",…}`: the end of a connection's opening.
-pub fn ready(cursor: Cursor, replayed: usize) -> String {
-    serde_json::json!({"type": "ready", "cursor": cursor.to_string(), "replayed": replayed})
-        .to_string()
+pub fn ready(cursor: &str, replayed: usize) -> String {
+    serde_json::json!({"type": "ready", "cursor": cursor, "replayed": replayed}).to_string()
 }
 
 /// `{"type":"resync",…}`: what was missed cannot be replayed.
-pub fn resync(cursor: Cursor, reason: &str) -> String {
-    serde_json::json!({"type": "resync", "cursor": cursor.to_string(), "reason": reason})
-        .to_string()
+pub fn resync(cursor: &str, reason: &str) -> String {
+    serde_json::json!({"type": "resync", "cursor": cursor, "reason": reason}).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::InstanceId;
     use events::{Event, sample};
     use serde_json::Value;
 
     fn frame(event: AnyEvent) -> Value {
-        let cursor = Cursor {
-            instance: InstanceId::new(7),
-            seq: 3,
-        };
         let mut rendered = render(&event);
         assert_eq!(rendered.len(), 1, "one reader");
-        serde_json::from_str(&rendered.remove(0).frame(cursor)).expect("valid JSON")
+        let message = rendered.remove(0).outbound("c3", None);
+        assert_eq!(message.cursor(), "c3");
+        serde_json::from_str(&message.frame).expect("valid JSON")
     }
 
     /// Every reader's message, by reader.
     fn frames(event: AnyEvent) -> std::collections::BTreeMap<String, Value> {
-        let cursor = Cursor {
-            instance: InstanceId::new(7),
-            seq: 3,
-        };
         render(&event)
             .into_iter()
             .map(|r| {
                 (
                     r.user_id.clone(),
-                    serde_json::from_str(&r.frame(cursor)).unwrap(),
+                    serde_json::from_str(&r.outbound("c3", None).frame).unwrap(),
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn another_cursor_replaces_only_the_cursor() {
+        let rendered = render(&sample::task_created("u-1").into_any()).remove(0);
+        let first = rendered.outbound("short", Some((2, 40)));
+        let moved = first.with_cursor("a-much-longer-cursor");
+        assert_eq!(moved.cursor(), "a-much-longer-cursor");
+        assert_eq!(moved.at, Some((2, 40)));
+        let (a, b): (Value, Value) = (
+            serde_json::from_str(&first.frame).unwrap(),
+            serde_json::from_str(&moved.frame).unwrap(),
+        );
+        assert_eq!(a["data"], b["data"]);
+        assert_eq!(b["cursor"], "a-much-longer-cursor");
+        assert_eq!(moved.with_cursor("short"), first);
     }
 
     #[test]
@@ -331,7 +392,7 @@ mod tests {
         let v = frame(e.clone().into_any());
         assert_eq!(v["type"], "task_created");
         assert_eq!(v["event_id"], e.event_id.as_str());
-        assert_eq!(v["cursor"], "00000007.3");
+        assert_eq!(v["cursor"], "c3");
         assert!(v["occurred_at"].as_str().unwrap().ends_with('Z'));
         // seed 000's client reads message.data.id and message.data.title
         let t = &v["data"];

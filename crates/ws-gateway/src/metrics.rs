@@ -28,6 +28,8 @@ pub struct GatewayMetrics {
     pub delivery_latency: Histogram,
     pub messages_replayed: IntCounter,
     pub resyncs: IntCounter,
+    /// Reconnects served by reading Kafka back, by outcome (served, too_far, unavailable).
+    pub read_backs: IntCounterVec,
     /// Messages held for resume, over all users.
     pub replay_buffered: IntGauge,
 }
@@ -58,6 +60,17 @@ impl GatewayMetrics {
         // Initialise every series, so dashboards see zeros rather than nothing.
         for kind in MessageKind::ALL {
             messages_sent.with_label_values(&[kind.name()]);
+        }
+        let read_backs = IntCounterVec::new(
+            Opts::new(
+                "ws_read_backs_total",
+                "Reconnects whose cursor was older than the buffer, read back from Kafka",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["served", "too_old", "too_far", "unavailable"] {
+            read_backs.with_label_values(&[outcome]);
         }
         // 0.5 ms … ~16 s: the interesting part is single-digit milliseconds on one machine.
         let latency_buckets = exponential_buckets(0.0005, 2.0, 16).expect("valid buckets");
@@ -121,6 +134,7 @@ impl GatewayMetrics {
                 )
                 .expect("valid metric"),
             ),
+            read_backs: metrics.register(&read_backs),
             replay_buffered: metrics.register(
                 &IntGauge::new(
                     "ws_replay_buffer_messages",

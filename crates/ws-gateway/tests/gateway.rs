@@ -11,7 +11,7 @@ use events::sample;
 use serde_json::Value;
 use service_kit::testing;
 use support::*;
-use ws_gateway::cursor::Cursor;
+use ws_gateway::cursor::{Layout, Position};
 
 fn ids(messages: &[Value]) -> Vec<String> {
     messages
@@ -20,8 +20,12 @@ fn ids(messages: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn cursor_of(message: &Value) -> Cursor {
-    message["cursor"].as_str().unwrap().parse().unwrap()
+fn layout() -> Layout {
+    Layout::of(events::Service::WsGateway.consumes())
+}
+
+fn cursor_of(message: &Value) -> Position {
+    layout().parse(message["cursor"].as_str().unwrap()).unwrap()
 }
 
 /// Publish one event of every forwarded kind for `user` (and a user event that is not
@@ -73,10 +77,13 @@ async fn both_connections_of_a_user_get_its_events_and_another_user_gets_none() 
         })
         .collect();
     assert_eq!(seen, expected.into_iter().collect());
-    let mut seqs: Vec<u64> = got1.iter().map(|m| cursor_of(m).seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "cursors increase");
-    seqs.dedup();
-    assert_eq!(seqs.len(), got1.len());
+    let cursors: Vec<Position> = got1.iter().map(cursor_of).collect();
+    assert!(
+        cursors
+            .windows(2)
+            .all(|w| w[1].covers(&w[0]) && w[1] != w[0]),
+        "each cursor is further on than the one before"
+    );
     for m in &got1 {
         assert!(m["data"].is_object(), "{m}");
     }
@@ -274,7 +281,19 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
     .await
     .unwrap();
     let replayed = take(&mut tab, 3).await;
-    assert_eq!(replayed, witnessed, "the same messages, cursors included");
+    let without_cursor = |messages: &[Value]| -> Vec<Value> {
+        let mut v: Vec<Value> = messages.to_vec();
+        for m in &mut v {
+            m.as_object_mut().unwrap().remove("cursor");
+        }
+        v.sort_by_key(|m| m["event_id"].as_str().unwrap().to_owned());
+        v
+    };
+    assert_eq!(
+        without_cursor(&replayed),
+        without_cursor(&witnessed),
+        "the same messages"
+    );
     let mut expected: Vec<String> = missed.iter().map(|e| e.event_id.clone()).collect();
     let mut got = ids(&replayed);
     expected.sort();
@@ -283,7 +302,11 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
     let ready = next_json(&mut tab).await;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["replayed"], 3);
-    assert_eq!(ready["cursor"], witnessed[2]["cursor"]);
+    assert!(cursor_of(&ready).covers(&cursor_of(&witnessed[2])));
+    assert_eq!(
+        ready["cursor"], replayed[2]["cursor"],
+        "the last message's cursor is ready's"
+    );
 
     // And the live stream goes on after the replay, with nothing repeated.
     let after = deleted(&user);
@@ -298,12 +321,71 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() {
 }
 
 #[tokio::test]
-async fn a_cursor_too_old_or_from_elsewhere_gets_resync() {
+async fn a_cursor_older_than_the_buffer_is_read_back_from_kafka() {
     let gw = spawn_with(|c| c.replay.per_user = 2).await;
     let user = new_user();
     let (mut witness, _) = gw.connect(&user).await;
-    let first = created(&user);
-    gw.publish(&first).await;
+    gw.publish(&created(&user)).await;
+    let old = next_json(&mut witness).await["cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Four more: the buffer keeps two of them.
+    let missed: Vec<_> = (0..4).map(|_| created(&user)).collect();
+    for e in &missed {
+        gw.publish(e).await;
+    }
+    let witnessed = take(&mut witness, 4).await;
+
+    let (mut ws, replay) = reconnect(&gw, &user, &old, 4).await;
+    let mut expected = ids(&witnessed);
+    let mut got = ids(&replay);
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "exactly what was missed, nothing twice");
+    // Each message's cursor moves on, and the last one has seen all the witness has.
+    let cursors: Vec<Position> = replay.iter().map(cursor_of).collect();
+    assert!(cursors.windows(2).all(|w| w[1].covers(&w[0])));
+    let last = cursor_of(&witnessed[3]);
+    assert!(cursors[3].covers(&last), "{cursors:?} vs {last:?}");
+    let live = deleted(&user);
+    gw.publish(&live).await;
+    assert_eq!(next_json(&mut ws).await["event_id"], live.event_id.as_str());
+    let metrics = gw.metrics().await;
+    assert_eq!(
+        testing::metric_sum(&metrics, "ws_read_backs_total", &[r#"outcome="served""#]),
+        1.0
+    );
+    gw.stop().await;
+}
+
+/// Reconnect after `cursor`: the `n` replayed messages, checked to end with `ready`.
+async fn reconnect(gw: &TestGateway, user: &str, cursor: &str, n: usize) -> (Ws, Vec<Value>) {
+    let mut ws = open(
+        &gw.ws_base,
+        &format!("token={}&after={cursor}", gw.token(user)),
+        None,
+    )
+    .await
+    .unwrap();
+    let replay = take(&mut ws, n).await;
+    let ready = next_json(&mut ws).await;
+    assert_eq!(ready["type"], "ready", "{ready}");
+    assert_eq!(ready["replayed"], n);
+    (ws, replay)
+}
+
+#[tokio::test]
+async fn a_cursor_beyond_the_read_back_bound_or_of_other_topics_gets_resync() {
+    // Nothing may be read back: a cursor older than the buffer cannot be served.
+    let gw = spawn_with(|c| {
+        c.replay.per_user = 2;
+        c.replay.read_back = 0;
+    })
+    .await;
+    let user = new_user();
+    let (mut witness, _) = gw.connect(&user).await;
+    gw.publish(&created(&user)).await;
     let old = next_json(&mut witness).await["cursor"]
         .as_str()
         .unwrap()
@@ -325,26 +407,32 @@ async fn a_cursor_too_old_or_from_elsewhere_gets_resync() {
     let ready = next_json(&mut ws).await;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["replayed"], 0);
+    assert_eq!(ready["cursor"], resync["cursor"]);
 
-    // A cursor of another gateway instance (or from before a restart).
+    // A cursor of gateways that followed other topics (before an upgrade).
+    let other = Layout::of(&[events::Topic::TaskCreated]);
+    let foreign = other.encode(&other.origin());
     let mut ws = open(
         &gw.ws_base,
-        &format!("token={}&after=00000000.1", gw.token(&user)),
+        &format!("token={}&after={foreign}", gw.token(&user)),
         None,
     )
     .await
     .unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "resync");
     // Garbage is a bad request.
-    assert_eq!(
-        refused_status(
-            &gw.ws_base,
-            &format!("token={}&after=yesterday", gw.token(&user)),
-            None
-        )
-        .await,
-        400
-    );
+    for garbage in ["yesterday!", "00000000.1"] {
+        assert_eq!(
+            refused_status(
+                &gw.ws_base,
+                &format!("token={}&after={garbage}", gw.token(&user)),
+                None
+            )
+            .await,
+            400,
+            "{garbage}"
+        );
+    }
     gw.stop().await;
 }
 

@@ -1,4 +1,5 @@
-//! The real ws-gateway binary: its settings, and SIGTERM closing connections with 1001.
+//! The real ws-gateway binary: its settings, SIGTERM closing connections with 1001, and a
+//! client resuming on another instance after its own was SIGKILLed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -99,6 +100,49 @@ async fn sigterm_closes_every_connection_with_going_away_and_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn after_its_gateway_is_killed_a_client_resumes_on_another_with_nothing_lost() {
+    let (signer, _, public_key) = testing::token_pair();
+    let (mut one, mut two) = futures::join!(start(&public_key), start(&public_key));
+    let user = new_user();
+    let token = signer.issue(&user).unwrap();
+    let mut tab = open(&one.ws_base, &format!("token={token}"), None)
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut tab).await["type"], "ready");
+    let publisher = publisher();
+    let first = created(&user);
+    publisher.publish(&first, None).await.unwrap();
+    let seen = next_json(&mut tab).await;
+    assert_eq!(seen["event_id"], first.event_id.as_str());
+    let cursor = seen["cursor"].as_str().unwrap().to_owned();
+
+    one.child.kill().unwrap(); // SIGKILL: no goodbye, no close frame
+    one.child.wait().unwrap();
+    let missed: Vec<_> = (0..5).map(|_| created(&user)).collect();
+    for e in &missed {
+        publisher.publish(e, None).await.unwrap();
+    }
+    let mut ws = open(&two.ws_base, &format!("token={token}&after={cursor}"), None)
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let m = next_json(&mut ws).await;
+        match m["type"].as_str().unwrap() {
+            "ready" => break,
+            "resync" => panic!("resync instead of a replay: {m}"),
+            _ => got.push(m["event_id"].as_str().unwrap().to_owned()),
+        }
+    }
+    let mut expected: Vec<String> = missed.iter().map(|e| e.event_id.clone()).collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "exactly the missed events, once each");
+    two.child.kill().unwrap();
+    two.child.wait().unwrap();
 }
 
 #[tokio::test]

@@ -1,0 +1,178 @@
+//! Reading Kafka back for a reconnect whose cursor is older than what this instance holds: it
+//! started after the client's last message (another instance served it), or the buffer let
+//! those messages go. Kafka keeps every topic for days, so what the client missed is still
+//! there: read each partition from the cursor's offset to where the buffer's coverage starts,
+//! keep the user's messages, and send them before the buffer's.
+//!
+//! Bounded three ways, each answered with `resync` (the client reloads over REST): at most
+//! `WS_REPLAY_READ_BACK` messages of all users to read, at most
+//! `WS_REPLAY_READ_BACK_TIMEOUT_MS`, and offsets Kafka has already deleted (retention) are
+//! refused rather than skipped (`auto.offset.reset=error`). A few read-backs run at once; the
+//! rest wait their turn within the same time bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::{EventCodec, Topic};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use service_kit::kafka::KafkaAccess;
+use tokio::sync::Semaphore;
+
+use crate::config::ReplayLimits;
+use crate::cursor::{Layout, Position};
+use crate::messages::{self, Outbound};
+use crate::replay::Gap;
+
+/// Read-backs running at once: each is a Kafka consumer of its own.
+const CONCURRENT: usize = 4;
+
+pub struct ReadBack {
+    kafka: KafkaAccess,
+    codec: Arc<EventCodec>,
+    layout: Arc<Layout>,
+    group: String,
+    limit: usize,
+    timeout: Duration,
+    permits: Semaphore,
+}
+
+impl ReadBack {
+    pub fn new(
+        kafka: KafkaAccess,
+        codec: Arc<EventCodec>,
+        layout: Arc<Layout>,
+        group_prefix: &str,
+        limits: &ReplayLimits,
+    ) -> Self {
+        Self {
+            kafka,
+            codec,
+            layout,
+            // Never joined nor committed (partitions are assigned), but librdkafka wants one;
+            // under the service's own prefix, which its ACLs allow.
+            group: format!("{group_prefix}-read-back"),
+            limit: limits.read_back,
+            timeout: limits.read_back_timeout,
+            permits: Semaphore::new(CONCURRENT),
+        }
+    }
+
+    /// `user`'s messages between `from` and `to`, oldest first per partition, each with the
+    /// cursor of what the client has seen once it has it; and the position reached (`from`
+    /// joined with `to`).
+    pub async fn messages(
+        &self,
+        user: &str,
+        from: &Position,
+        to: &Position,
+    ) -> Result<(Vec<Outbound>, Position), Gap> {
+        let wanted: Vec<(usize, i64, i64)> = from
+            .iter()
+            .zip(to.iter())
+            .filter(|((_, a), (_, b))| a < b)
+            .map(|((slot, a), (_, b))| (slot, a, b))
+            .collect();
+        let total: i64 = wanted.iter().map(|(_, a, b)| b - a).sum();
+        if total > self.limit as i64 {
+            return Err(Gap::TooFar);
+        }
+        match tokio::time::timeout(self.timeout, self.read(user, from, &wanted)).await {
+            Ok(Ok(messages)) => Ok((messages, from.joined(to))),
+            Ok(Err(gap)) => Err(gap),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "read-back did not finish in time");
+                Err(Gap::Unavailable)
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        user: &str,
+        from: &Position,
+        wanted: &[(usize, i64, i64)],
+    ) -> Result<Vec<Outbound>, Gap> {
+        let _permit = self.permits.acquire().await.map_err(|_| Gap::Unavailable)?;
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config_for("ws-gateway-read-back")
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "error")
+            .create()
+            .map_err(|e| unavailable(&e))?;
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for (slot, start, _) in wanted {
+            let (topic, partition) = self.layout.slots()[*slot];
+            partitions
+                .add_partition_offset(topic.name(), partition, rdkafka::Offset::Offset(*start))
+                .map_err(|e| unavailable(&e))?;
+        }
+        consumer.assign(&partitions).map_err(|e| unavailable(&e))?;
+        let result = self.collect(&consumer, user, from, wanted).await;
+        // Closing a consumer waits for its threads: not on the async runtime.
+        tokio::task::spawn_blocking(move || drop(consumer));
+        result
+    }
+
+    async fn collect(
+        &self,
+        consumer: &StreamConsumer,
+        user: &str,
+        from: &Position,
+        wanted: &[(usize, i64, i64)],
+    ) -> Result<Vec<Outbound>, Gap> {
+        let mut remaining: Vec<(usize, i64)> =
+            wanted.iter().map(|(s, _, end)| (*s, *end)).collect();
+        let mut seen = from.clone();
+        let mut out = Vec::new();
+        while !remaining.is_empty() {
+            let message = match consumer.recv().await {
+                Ok(m) => m,
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                    return Err(Gap::TooOld);
+                }
+                Err(e) => return Err(unavailable(&e)),
+            };
+            let Some(slot) = message
+                .topic()
+                .parse::<Topic>()
+                .ok()
+                .and_then(|t| self.layout.slot(t, message.partition()))
+            else {
+                continue;
+            };
+            let offset = message.offset();
+            let Some(i) = remaining.iter().position(|(s, _)| *s == slot) else {
+                continue;
+            };
+            let end = remaining[i].1;
+            if offset < end {
+                seen.advance(slot, offset + 1);
+                // An undecodable message went to the dead-letter topic for the live path
+                // too: skipping it here matches what the client would have been sent.
+                if let Ok(event) = self.codec.decode(message.topic(), message.payload()).await {
+                    let cursor = self.layout.encode(&seen);
+                    out.extend(
+                        messages::render(&event)
+                            .iter()
+                            .filter(|r| r.user_id == user)
+                            .map(|r| r.outbound(&cursor, Some((slot, offset)))),
+                    );
+                }
+            }
+            if offset + 1 >= end {
+                remaining.swap_remove(i);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn unavailable(e: &KafkaError) -> Gap {
+    tracing::warn!(error = %e, "reading back from Kafka failed");
+    Gap::Unavailable
+}
