@@ -102,6 +102,43 @@ pub fn role_in(owner: &str, collaborators: &[Collaborator], user: &str) -> Optio
         })
 }
 
+/// An event carrying the whole task, built from a [`TaskState`]: the fields every such event
+/// shares come from the state, and the event's own (`event_id`, `event_timestamp`,
+/// `actor_id`, `status`, `completed_at`, `changed_fields`, …) are given after it. The reverse
+/// of `From<&Event> for TaskState`, with the shared field list written once.
+///
+/// ```ignore
+/// task_event!(TaskSharedEvent from task.state(), {
+///     event_id, event_timestamp: now, actor_id: None, status, completed_at,
+///     shared_with_user_id: user, role,
+/// })
+/// ```
+#[macro_export]
+macro_rules! task_event {
+    ($event:ident from $state:expr, { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let state: $crate::TaskState = $state;
+        $crate::$event {
+            user_id: state.owner_id,
+            task_id: state.id,
+            title: state.title,
+            description: state.description,
+            priority: state.priority,
+            due_date: state.due_date,
+            category_id: state.category_id,
+            tags: state.tags,
+            version: state.version,
+            recurrence: state.recurrence,
+            reminders: state.reminders,
+            series_id: state.series_id,
+            occurrence_index: state.occurrence_index,
+            created_at: Some(state.created_at),
+            collaborators: state.collaborators,
+            assignee_id: state.assignee_id,
+            $($field $(: $value)?),*
+        }
+    }};
+}
+
 /// The fields every event carrying the whole task shares, field for field; `$status` and
 /// `$completed_at` differ by event (completion says both, creation only a status).
 macro_rules! task_state_from {

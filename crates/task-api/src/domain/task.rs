@@ -600,87 +600,35 @@ impl Task {
     }
 
     pub fn created_event(&self) -> TaskCreatedEvent {
-        let (collaborators, assignee_id) = (self.collaborators.clone(), self.assignee_id.clone());
-        let f = &self.fields;
-        TaskCreatedEvent {
+        events::task_event!(TaskCreatedEvent from self.state(), {
             event_id: event_id(),
             event_timestamp: self.updated_at,
-            user_id: self.user_id.clone(),
-            task_id: self.id.clone(),
-            title: f.title.clone(),
-            description: f.description.clone(),
-            priority: f.priority,
-            due_date: f.due_at,
-            category_id: f.category_id.clone(),
-            tags: f.tags.clone(),
-            version: self.version,
             status: self.status,
-            recurrence: f.recurrence.clone(),
-            reminders: f.reminders.clone(),
-            series_id: self.series_id.clone(),
-            occurrence_index: self.occurrence_index,
-            created_at: Some(self.created_at),
-            collaborators,
-            assignee_id,
             actor_id: None,
-        }
+        })
     }
 
     pub fn updated_event(&self, changed_fields: Vec<String>, actor: &str) -> TaskUpdatedEvent {
-        let f = &self.fields;
-        TaskUpdatedEvent {
+        events::task_event!(TaskUpdatedEvent from self.state(), {
             event_id: event_id(),
             event_timestamp: self.updated_at,
-            user_id: self.user_id.clone(),
-            task_id: self.id.clone(),
-            title: f.title.clone(),
-            description: f.description.clone(),
-            priority: f.priority,
-            due_date: f.due_at,
-            category_id: f.category_id.clone(),
-            tags: f.tags.clone(),
-            version: self.version,
             status: self.status,
-            recurrence: f.recurrence.clone(),
-            reminders: f.reminders.clone(),
-            series_id: self.series_id.clone(),
-            occurrence_index: self.occurrence_index,
-            created_at: Some(self.created_at),
-            changed_fields,
             completed_at: self.completed_at,
-            collaborators: self.collaborators.clone(),
-            assignee_id: self.assignee_id.clone(),
             actor_id: self.actor(actor),
-        }
+            changed_fields,
+        })
     }
 
     /// The task.completed of a task just completed.
     pub fn completed_event(&self, actor: &str) -> TaskCompletedEvent {
-        let f = &self.fields;
         let completed_at = self.completed_at.unwrap_or(self.updated_at);
-        TaskCompletedEvent {
+        events::task_event!(TaskCompletedEvent from self.state(), {
             event_id: event_id(),
             event_timestamp: self.updated_at,
-            user_id: self.user_id.clone(),
-            task_id: self.id.clone(),
             completed_at,
             time_to_complete: Some((completed_at - self.created_at).max(0)),
-            title: f.title.clone(),
-            description: f.description.clone(),
-            priority: f.priority,
-            due_date: f.due_at,
-            category_id: f.category_id.clone(),
-            tags: f.tags.clone(),
-            version: self.version,
-            recurrence: f.recurrence.clone(),
-            reminders: f.reminders.clone(),
-            series_id: self.series_id.clone(),
-            occurrence_index: self.occurrence_index,
-            created_at: Some(self.created_at),
-            collaborators: self.collaborators.clone(),
-            assignee_id: self.assignee_id.clone(),
             actor_id: self.actor(actor),
-        }
+        })
     }
 
     /// The task.deleted of this task, one version past its last. It names who could see the
@@ -701,61 +649,27 @@ impl Task {
 
     /// The task.shared of this task just shared with `user` as `role` (None: unshared).
     pub fn shared_event(&self, user: &str, role: ShareRole) -> TaskSharedEvent {
-        let s = self.state();
-        TaskSharedEvent {
+        events::task_event!(TaskSharedEvent from self.state(), {
             event_id: event_id(),
             event_timestamp: self.updated_at,
-            user_id: s.owner_id,
-            task_id: s.id,
-            title: s.title,
-            description: s.description,
-            priority: s.priority,
-            due_date: s.due_date,
-            category_id: s.category_id,
-            tags: s.tags,
-            version: s.version,
-            status: s.status,
-            recurrence: s.recurrence,
-            reminders: s.reminders,
-            series_id: s.series_id,
-            occurrence_index: s.occurrence_index,
-            created_at: Some(s.created_at),
-            completed_at: s.completed_at,
-            collaborators: s.collaborators,
-            assignee_id: s.assignee_id,
+            status: self.status,
+            completed_at: self.completed_at,
             actor_id: None,
             shared_with_user_id: user.to_owned(),
             role,
-        }
+        })
     }
 
     /// The task.assigned of this task just (un)assigned by `actor`, who had `previous`.
     pub fn assigned_event(&self, previous: Option<String>, actor: &str) -> TaskAssignedEvent {
-        let s = self.state();
-        TaskAssignedEvent {
+        events::task_event!(TaskAssignedEvent from self.state(), {
             event_id: event_id(),
             event_timestamp: self.updated_at,
+            status: self.status,
+            completed_at: self.completed_at,
             actor_id: self.actor(actor),
-            user_id: s.owner_id,
-            task_id: s.id,
-            title: s.title,
-            description: s.description,
-            priority: s.priority,
-            due_date: s.due_date,
-            category_id: s.category_id,
-            tags: s.tags,
-            version: s.version,
-            status: s.status,
-            recurrence: s.recurrence,
-            reminders: s.reminders,
-            series_id: s.series_id,
-            occurrence_index: s.occurrence_index,
-            created_at: Some(s.created_at),
-            completed_at: s.completed_at,
-            collaborators: s.collaborators,
-            assignee_id: s.assignee_id,
             previous_assignee_id: previous,
-        }
+        })
     }
 
     /// A task another producer created (the recurring engine, an importer), as it announced it.
