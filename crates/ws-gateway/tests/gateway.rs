@@ -361,16 +361,8 @@ async fn a_cursor_older_than_the_buffer_is_read_back_from_kafka() {
 
 /// Reconnect after `cursor`: the `n` replayed messages, checked to end with `ready`.
 async fn reconnect(gw: &TestGateway, user: &str, cursor: &str, n: usize) -> (Ws, Vec<Value>) {
-    let mut ws = open(
-        &gw.ws_base,
-        &format!("token={}&after={cursor}", gw.token(user)),
-        None,
-    )
-    .await
-    .unwrap();
-    let replay = take(&mut ws, n).await;
-    let ready = next_json(&mut ws).await;
-    assert_eq!(ready["type"], "ready", "{ready}");
+    let (ws, replay, ready) = resume(&gw.ws_base, &gw.token(user), cursor).await;
+    assert_eq!(replay.len(), n, "{replay:?}");
     assert_eq!(ready["replayed"], n);
     (ws, replay)
 }

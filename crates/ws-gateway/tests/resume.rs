@@ -62,27 +62,6 @@ fn checked_ids(messages: &[Value]) -> Vec<String> {
     ids
 }
 
-/// Connect after `cursor` and take the opening: the replayed messages up to `ready`. Panics
-/// on resync.
-async fn resume(gw: &TestGateway, user: &str, cursor: &str) -> (Ws, Vec<Value>, Value) {
-    let mut ws = open(
-        &gw.ws_base,
-        &format!("token={}&after={cursor}", gw.token(user)),
-        None,
-    )
-    .await
-    .unwrap();
-    let mut replay = Vec::new();
-    loop {
-        let m = next_json(&mut ws).await;
-        match m["type"].as_str().unwrap() {
-            "ready" => return (ws, replay, m),
-            "resync" => panic!("resync instead of a replay: {m}"),
-            _ => replay.push(m),
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_client_resumes_on_another_instance_and_on_one_started_since() {
     let (one, two) = (spawn_gateway().await, spawn_gateway().await);
@@ -112,7 +91,7 @@ async fn a_client_resumes_on_another_instance_and_on_one_started_since() {
     take(&mut witness, missed.len()).await;
 
     // Instance two was running all along: served from its buffer.
-    let (mut ws, replay, ready) = resume(&two, &user, &cursor).await;
+    let (mut ws, replay, ready) = resume(&two.ws_base, &two.token(&user), &cursor).await;
     assert_eq!(checked_ids(&replay), event_ids(&missed));
     assert_eq!(ready["replayed"], missed.len());
     // The live stream goes on there, with nothing repeated.
@@ -122,7 +101,7 @@ async fn a_client_resumes_on_another_instance_and_on_one_started_since() {
 
     // Instance three starts after all of it: what the client missed is read back from Kafka.
     let three = spawn_gateway().await;
-    let (_ws, replay, ready) = resume(&three, &user, &cursor).await;
+    let (_ws, replay, ready) = resume(&three.ws_base, &three.token(&user), &cursor).await;
     let mut expected = missed.clone();
     expected.push(events::Event::into_any(live.clone()));
     assert_eq!(checked_ids(&replay), event_ids(&expected));
@@ -139,7 +118,7 @@ async fn a_client_resumes_on_another_instance_and_on_one_started_since() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_ws, replay, _) = resume(&one, &user, &from_three).await;
+    let (_ws, replay, _) = resume(&one.ws_base, &one.token(&user), &from_three).await;
     assert!(replay.is_empty(), "nothing new: {replay:?}");
     for gw in [one, two, three] {
         gw.stop().await;

@@ -279,6 +279,23 @@ pub async fn take(ws: &mut Ws, n: usize) -> Vec<Value> {
     out
 }
 
+/// Connect with `?after=<cursor>` and read the opening: the replayed messages and `ready`.
+/// Panics on `resync`.
+pub async fn resume(ws_base: &str, token: &str, cursor: &str) -> (Ws, Vec<Value>, Value) {
+    let mut ws = open(ws_base, &format!("token={token}&after={cursor}"), None)
+        .await
+        .unwrap();
+    let mut replay = Vec::new();
+    loop {
+        let m = next_json(&mut ws).await;
+        match m["type"].as_str().unwrap_or_default() {
+            "ready" => return (ws, replay, m),
+            "resync" => panic!("resync instead of a replay: {m}"),
+            _ => replay.push(m),
+        }
+    }
+}
+
 /// Read until the connection closes; the close frame's code and reason.
 pub async fn close_code(ws: &mut Ws) -> (u16, String) {
     loop {
