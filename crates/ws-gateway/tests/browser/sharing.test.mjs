@@ -2,7 +2,7 @@
 // each): A shares a task with B through the share dialog, B sees it under "Shared with me" and
 // completes it, A assigns it to B with the picker, B finds it under "Assigned to me" (and, with
 // ASSIGNMENT_MAIL=1, gets a mail), A makes B a viewer, B gives the task back and takes it
-// again, A removes B.
+// again, A removes B, shares again, and B leaves.
 // Every change shows in the other user's page live. C, signed in all along, never hears of the
 // task: not in the page, not on its WebSocket. Runs once per task-api the harness started
 // (TASK_API_URL on SQLite, TASK_API_URL_POSTGRES on PostgreSQL), both behind one gateway.
@@ -230,7 +230,23 @@ async function shareAssignAndWatch(t, backend, api, pages) {
   await a.locator(`li.task[data-task-id="${taskId}"][data-assignee=""]`).waitFor({ timeout: BOUND });
   assert.doesNotMatch(await taskItem(a, title).innerText(), /Shared with/);
   await assertNotReloaded(b, 'B');
+
+  // A shares it once more, as viewer; this time B leaves it with the task's Leave button.
+  await dialog.getByLabel('Email').fill(emailB);
+  await dialog.getByLabel('Role', { exact: true }).selectOption('viewer');
+  await dialog.getByRole('button', { name: 'Share', exact: true }).click();
+  await dialog.locator(`li.share[data-email="${emailB}"][data-role="viewer"]`).waitFor({ timeout: BOUND });
   await dialog.getByRole('button', { name: 'Done' }).click();
+  await dialog.waitFor({ state: 'hidden', timeout: BOUND });
+  await taskItem(b, title).waitFor({ timeout: BOUND });
+  b.once('dialog', (d) => d.accept()); // "Leave …? Its owner can share it with you again."
+  await taskItem(b, title).getByRole('button', { name: /^Leave/ }).click();
+  await taskItem(b, title).waitFor({ state: 'detached', timeout: BOUND });
+  // A's page hears it live: the task is no longer shared.
+  await waitUntil('A to see that B left', async () => !/Shared with/.test(await taskItem(a, title).innerText()));
+  const left = parsed(framesB).filter((m) => m.type === 'task_shared' && m.data.id === taskId).pop();
+  assert.deepEqual(left.share, { user_id: idB, role: 'none' }, 'B heard its own leaving');
+  await assertNotReloaded(b, 'B');
 
   // C's feed works (its own new task arrives on it, after everything above went through the
   // same gateway), and it never carried A's task; nor did C's page ever show it.
