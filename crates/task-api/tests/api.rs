@@ -586,11 +586,26 @@ async fn the_web_page_its_config_and_the_api_docs_are_served() {
         "{csp}"
     );
     assert!(r.text().await.unwrap().contains("/app.js"));
-    let r = app.http.get(app.url("/app.js")).send().await.unwrap();
-    assert_eq!(
-        r.headers()["content-type"],
-        "text/javascript; charset=utf-8"
-    );
+    // The script is ES modules: the entry and every module it imports, however deep, served.
+    let mut wanted = vec!["/app.js".to_owned()];
+    let mut served = std::collections::BTreeSet::new();
+    while let Some(path) = wanted.pop() {
+        if !served.insert(path.clone()) {
+            continue;
+        }
+        let r = app.http.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        let body = r.text().await.unwrap();
+        for import in body.split("from './").skip(1) {
+            let module = import.split('\'').next().unwrap();
+            wanted.push(format!("/{module}"));
+        }
+    }
+    assert!(served.len() >= 5, "{served:?}");
     let r = app.http.get(app.url("/app.css")).send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
     let config: Value = app

@@ -126,8 +126,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/openapi.json", web::get().to(openapi::document))
     .route("/", web::get().to(web_page::index))
-    .route("/app.js", web::get().to(web_page::script))
     .route("/app.css", web::get().to(web_page::stylesheet));
+    for (path, _) in web_page::SCRIPTS {
+        cfg.route(path, web::get().to(web_page::script));
+    }
 }
 
 /// 405 with the `Allow` header RFC 9110 requires, as a problem document.

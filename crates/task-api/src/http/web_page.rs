@@ -1,15 +1,38 @@
 //! The web page (`web/` at the repository root, compiled into the binary so that it is
 //! self-contained) and the settings it asks for.
 
-use actix_web::HttpResponse;
 use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::State;
 use super::views::ClientConfig;
 
 const INDEX_HTML: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/index.html"));
-const APP_JS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/app.js"));
 const APP_CSS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/app.css"));
+
+macro_rules! modules {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            concat!("/", $name),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/", $name)),
+        )),*]
+    };
+}
+
+/// The page's script: ES modules (`web/*.js`), by the path the page loads each from. `app.js`
+/// is the entry the page names; it imports the others.
+pub const SCRIPTS: &[(&str, &str)] = modules![
+    "app.js",
+    "state.js",
+    "api.js",
+    "format.js",
+    "toast.js",
+    "auth.js",
+    "tasks.js",
+    "people.js",
+    "editor.js",
+    "live.js",
+];
 
 /// The page runs only its own script and style, talks only to this API and to the gateway's
 /// WebSocket, and cannot be framed.
@@ -31,11 +54,15 @@ pub async fn index(state: State) -> HttpResponse {
         .body(INDEX_HTML)
 }
 
-pub async fn script() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(APP_JS)
+/// One of [`SCRIPTS`], by the request's path (the routes are made from the same table).
+pub async fn script(req: HttpRequest) -> HttpResponse {
+    match SCRIPTS.iter().find(|(path, _)| *path == req.path()) {
+        Some((_, body)) => HttpResponse::Ok()
+            .content_type("text/javascript; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(*body),
+        None => HttpResponse::NotFound().finish(),
+    }
 }
 
 pub async fn stylesheet() -> HttpResponse {
