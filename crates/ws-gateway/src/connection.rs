@@ -250,6 +250,12 @@ async fn open(
     let position = layout.encode(&opening.position);
     floor.seen = opening.floor;
     let mut resync = opening.resync;
+    if let Some(seen) = &floor.seen
+        && ctx.read_back.is_ahead_of_kafka(seen, &opening.routed).await
+    {
+        floor.seen = None;
+        resync = Some(crate::replay::Gap::AheadOfKafka);
+    }
     let mut read = Vec::new();
     if let Some((from, to)) = &opening.read_back {
         match ctx.read_back.messages(user, from, to).await {

@@ -47,6 +47,8 @@ pub struct Opening {
     /// What the client has seen once the opening is sent: its cursor (if any) joined with the
     /// position the live stream continues from.
     pub position: Position,
+    /// This instance's own position when the connection registered.
+    pub routed: Position,
     /// Messages before this, per partition, were already sent to the client (its cursor):
     /// the connection skips them if they come (this instance was behind the one that sent
     /// them) and gives later messages cursors no older than it.
@@ -215,6 +217,7 @@ impl Hub {
                 read_back: None,
                 replay: Vec::new(),
                 resync: None,
+                routed: position.clone(),
                 position,
                 floor: None,
             },
@@ -232,6 +235,7 @@ impl Hub {
                     resync: None,
                     floor: (!position.covers(&seen)).then(|| seen.clone()),
                     position: position.joined(&seen),
+                    routed: position,
                 }
             }
         };

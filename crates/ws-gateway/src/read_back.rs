@@ -172,6 +172,47 @@ impl ReadBack {
     }
 }
 
+impl ReadBack {
+    /// Whether `seen` (a client's cursor, ahead of this instance's `position` somewhere) is
+    /// ahead of what Kafka itself holds: a cursor from topics since deleted and recreated (a
+    /// wiped cluster), whose offsets started again. Taken at its word it would hide every new
+    /// message until the offsets caught up; it gets resync instead. An instance merely behind
+    /// the client is normal and answers `false`; so does a Kafka that does not answer.
+    pub async fn is_ahead_of_kafka(&self, seen: &Position, position: &Position) -> bool {
+        let ahead: Vec<(Topic, i32, i64)> = seen
+            .iter()
+            .filter(|(slot, offset)| *offset > position.get(*slot))
+            .map(|(slot, offset)| {
+                let (topic, partition) = self.layout.slots()[slot];
+                (topic, partition, offset)
+            })
+            .collect();
+        if ahead.is_empty() {
+            return false;
+        }
+        let config = self.kafka.client_config_for("ws-gateway-read-back");
+        let timeout = self.timeout;
+        let check = move || -> Result<bool, KafkaError> {
+            let consumer: rdkafka::consumer::BaseConsumer = config.create()?;
+            for (topic, partition, offset) in ahead {
+                let (_, high) = consumer.fetch_watermarks(topic.name(), partition, timeout)?;
+                if offset > high {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        match tokio::task::spawn_blocking(check).await {
+            Ok(Ok(ahead)) => ahead,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cannot compare a cursor with the high watermarks");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 fn unavailable(e: &KafkaError) -> Gap {
     tracing::warn!(error = %e, "reading back from Kafka failed");
     Gap::Unavailable

@@ -54,6 +54,8 @@ pub enum Gap {
     Unavailable,
     #[error("the cursor is from a gateway that followed other topics")]
     OtherLayout,
+    #[error("the cursor is ahead of what Kafka holds (the topics were recreated)")]
+    AheadOfKafka,
 }
 
 impl Gap {
@@ -62,7 +64,7 @@ impl Gap {
         match self {
             Gap::TooOld => "too_old",
             Gap::TooFar => "too_far",
-            Gap::Unavailable | Gap::OtherLayout => "unavailable",
+            Gap::Unavailable | Gap::OtherLayout | Gap::AheadOfKafka => "unavailable",
         }
     }
 }

@@ -401,6 +401,26 @@ async fn a_cursor_beyond_the_read_back_bound_or_of_other_topics_gets_resync() {
     assert_eq!(ready["replayed"], 0);
     assert_eq!(ready["cursor"], resync["cursor"]);
 
+    // A cursor ahead of what Kafka holds (from topics since recreated): taken at its word it
+    // would hide every new message, so it gets resync, and new messages flow.
+    let beyond = layout().encode(&Position::from_offsets(vec![1 << 40; layout().len()]));
+    let mut ws = open(
+        &gw.ws_base,
+        &format!("token={}&after={beyond}", gw.token(&user)),
+        None,
+    )
+    .await
+    .unwrap();
+    let resync = next_json(&mut ws).await;
+    assert_eq!(resync["type"], "resync", "{resync}");
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let fresh = created(&user);
+    gw.publish(&fresh).await;
+    assert_eq!(
+        next_json(&mut ws).await["event_id"],
+        fresh.event_id.as_str()
+    );
+
     // A cursor of gateways that followed other topics (before an upgrade).
     let other = Layout::of(&[events::Topic::TaskCreated]);
     let foreign = other.encode(&other.origin());
