@@ -230,7 +230,8 @@ async fn all_pages(user: &UserClient, svc: Svc, path: &str) -> Result<Vec<Value>
     }
 }
 
-async fn reload(user: &UserClient) -> Result<Reload, String> {
+/// What the user's REST view shows now: their tasks and deliveries.
+pub async fn reload(user: &UserClient) -> Result<Reload, String> {
     let at_ms = events::now_millis();
     let tasks = all_pages(user, Svc::TaskApi, "/api/tasks?limit=100").await?;
     let notifications = all_pages(user, Svc::Notification, "/api/notifications?limit=200").await?;

@@ -8,12 +8,16 @@
 //! instance's port refuses: it is down) is offered to the next instance, as a balancer's
 //! health check or `option redispatch` would; nothing of the request has been sent then, so it
 //! cannot have had an effect.
+//!
+//! Like a Kubernetes Service (kube-proxy's DNAT), it keeps the client's address: the connection
+//! to the instance is made from the client's IP (any 127.0.0.0/8 address works on loopback), so
+//! what task-api limits per address (failed logins) still sees each client apart.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// What the front did, per instance.
 #[derive(Debug, Default)]
@@ -88,7 +92,7 @@ async fn forward(mut client: TcpStream, instances: Arc<Vec<SocketAddr>>, tally: 
     let first = tally.next.fetch_add(1, Ordering::Relaxed);
     for attempt in 0..instances.len() {
         let i = (first + attempt) % instances.len();
-        let Ok(mut upstream) = TcpStream::connect(instances[i]).await else {
+        let Ok(mut upstream) = connect_from(&client, instances[i]).await else {
             continue;
         };
         tally.served[i].fetch_add(1, Ordering::Relaxed);
@@ -102,4 +106,11 @@ async fn forward(mut client: TcpStream, instances: Arc<Vec<SocketAddr>>, tally: 
         return;
     }
     tally.refused.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Connect to `instance` from the client's own IP address.
+async fn connect_from(client: &TcpStream, instance: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(client.peer_addr()?.ip(), 0))?;
+    socket.connect(instance).await
 }

@@ -122,6 +122,11 @@ pub struct Counts {
     pub ws_resyncs: usize,
     /// Messages missed while reconnecting that the REST reload after a resync showed instead.
     pub ws_covered_by_reload: usize,
+    /// Messages missed while reconnecting whose change was published before the reload after
+    /// the resync but was not in it yet (a next occurrence task-api had not ingested yet): the
+    /// REST view shows it now, so the client's next reload will. Never allowed with
+    /// [`AfterGatewayLoss::ResumeRequired`].
+    pub ws_shown_by_a_later_reload: usize,
     /// Messages received again on the connection after a resync (harmless: the client had
     /// reloaded; never allowed on one connection or after a resume).
     pub ws_again_after_resync: usize,
@@ -355,14 +360,17 @@ pub async fn check(
     // Each live view got every message its user may see, once, and nothing else.
     let ws_topics = events::Service::WsGateway.consumes();
     for view in views {
+        let client = users.iter().find(|u| u.id == view.user);
         check_view(
             view,
+            client,
             &seen,
             ws_topics,
             after_loss,
             &mut counts,
             &mut problems,
-        );
+        )
+        .await;
     }
     if problems.is_empty() {
         Ok(counts)
@@ -397,8 +405,9 @@ fn reload_shows(reload: &Reload, event: &AnyEvent, user: &str) -> bool {
 /// One live view against the events: every message of its user received once (or, after a
 /// resync, shown by the reload), none of anyone else's, and its connections ended only as the
 /// scenario allows.
-fn check_view(
+async fn check_view(
     view: &LiveView,
+    client: Option<&UserClient>,
     seen: &[Seen],
     ws_topics: &[Topic],
     after_loss: AfterGatewayLoss,
@@ -478,14 +487,34 @@ fn check_view(
         ));
     }
     let mut missing = Vec::new();
+    let mut published_before_a_reload = Vec::new();
     for (id, event) in &expected {
         if first_on.contains_key(id) {
             continue;
         }
         if resyncs.iter().any(|r| reload_shows(r, event, user)) {
             counts.ws_covered_by_reload += 1;
+        } else if after_loss == AfterGatewayLoss::ResyncAllowed
+            && resyncs.iter().any(|r| event.event_timestamp() <= r.at_ms)
+        {
+            published_before_a_reload.push(*event);
         } else {
             missing.push(*event);
+        }
+    }
+    // Published while the client was away and not yet visible when it reloaded: its effect
+    // must be visible now (the client's next reload shows it), or it is lost.
+    if !published_before_a_reload.is_empty() {
+        let now = match client {
+            Some(client) => crate::live_view::reload(client).await.ok(),
+            None => None,
+        };
+        for event in published_before_a_reload {
+            if now.as_ref().is_some_and(|r| reload_shows(r, event, user)) {
+                counts.ws_shown_by_a_later_reload += 1;
+            } else {
+                missing.push(event);
+            }
         }
     }
     if !missing.is_empty() {

@@ -130,7 +130,8 @@ impl Load {
         println!(
             "[chaos] {scenario}: recovered {:.1} s after healing; accepted {} requests (refused {}), {} events ({} redelivered copies), \
              {} next occurrences, {} reminders, {} emails, {} audit entries, {} WebSocket messages (connections closed: {:?}; \
-             {} reconnections to the other gateway, {} resyncs, {} missed messages shown by the reload, {} received again after a resync)",
+             {} reconnections to the other gateway, {} resyncs, {} missed messages shown by the reload after the resync, {} only by a later one, \
+             {} received again after a resync)",
             healed_at.elapsed().as_secs_f64(),
             counts.accepted,
             self.ledger.refused_count(),
@@ -145,6 +146,7 @@ impl Load {
             counts.ws_reconnects,
             counts.ws_resyncs,
             counts.ws_covered_by_reload,
+            counts.ws_shown_by_a_later_reload,
             counts.ws_again_after_resync,
         );
         counts
