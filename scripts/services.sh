@@ -130,7 +130,7 @@ ready() { ready_on "$(port_of "$1")"; }
 write_balancer_config() {
     local entry name port daemon iport _log
     {
-        printf 'global\n    maxconn 20000\n\n'
+        printf 'global\n    maxconn 4000\n\n'
         printf 'defaults\n    mode tcp\n    option redispatch\n    retries 2\n'
         printf '    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n    timeout check 2s\n'
         for entry in "${SERVICE_TABLE[@]}"; do

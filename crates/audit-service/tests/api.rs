@@ -486,8 +486,12 @@ async fn two_instances_split_the_partitions_and_store_each_event_once(backend: B
     assert_eq!(stored, expected);
     let (ha, hb) = (handled(a.metrics().await), handled(b.metrics().await));
     println!(
-        "{backend:?}: {expected} events stored once of {} consumed; instance a handled {ha}, b {hb}; assignments {members:?}",
-        2 * all.len()
+        "{backend:?}: {expected} events stored once of {} consumed; instance a handled {ha}, b {hb}; partitions held per instance {:?}",
+        2 * all.len(),
+        members
+            .iter()
+            .map(|(_, held)| held.len())
+            .collect::<Vec<_>>()
     );
     assert!(
         ha > 0.0 && hb > 0.0,

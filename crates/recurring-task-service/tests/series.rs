@@ -569,7 +569,13 @@ async fn two_instances_create_each_next_occurrence_once(backend: Backend) {
         tokio::task::spawn_blocking(move || service_kit::testing::group_assignments(&a_group))
             .await
             .unwrap();
-    println!("{backend:?}: {total} next occurrences; the group's members hold {members:?}");
+    println!(
+        "{backend:?}: {total} next occurrences; the group's two members hold {:?} partitions",
+        members
+            .iter()
+            .map(|(_, held)| held.len())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(members.len(), 2, "two members: {members:?}");
     assert!(
         members.iter().all(|(_, held)| !held.is_empty()),
