@@ -498,8 +498,9 @@ impl System {
         self.wait_instance_ready(instance).await;
     }
 
-    /// A second instance of a service: same database, same consumer group, another port.
-    /// Returns the process and its base URL; the caller stops it.
+    /// One more instance of a service, beside those [`System::start_scaled`] started: same
+    /// database, same consumer group, another port. Returns the process and its base URL; the
+    /// caller stops it.
     pub async fn spawn_second_instance(&self, svc: Svc) -> (Child, String) {
         let port = free_port();
         let mut env = self.env(svc);
@@ -508,7 +509,7 @@ impl System {
                 *v = format!("127.0.0.1:{port}");
             }
         }
-        let log = self.dir.join(format!("{}-second.log", svc.name()));
+        let log = self.dir.join(format!("{}-extra.log", svc.name()));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin_dir().join(svc.name()))
             .envs(env)

@@ -577,7 +577,7 @@ async fn scenario_7_a_second_consumer_joins_and_leaves_under_load_without_loss_o
     }
     let healed = Instant::now();
     load.verify(
-        "second consumer joined and left",
+        "a third consumer joined and left",
         healed,
         AfterGatewayLoss::NotExpected,
     )
