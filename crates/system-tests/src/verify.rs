@@ -141,7 +141,9 @@ pub enum AfterGatewayLoss {
     /// A connection may end without a close frame (its gateway was killed); on the next
     /// instance the cursor of the dead one may get `resync`, and every message missed must then
     /// show in the REST reload made after it (the task at that version or later; the delivery
-    /// with that status). What arrives after the reconnection must arrive live.
+    /// with that status), or, when its event was published before that reload but REST did not
+    /// have it yet (a next occurrence task-api had not ingested), in REST now: the client's next
+    /// reload shows it (counted apart). What happens after the reload must arrive live.
     ResyncAllowed,
     /// As [`AfterGatewayLoss::ResyncAllowed`], but the next instance must resume from the
     /// cursor: no `resync`, every missed message replayed, none twice.
