@@ -329,6 +329,11 @@ impl System {
             // Reminders of these tests are due within seconds.
             ("SCHEDULER_MAX_IDLE_MS", "1000".to_owned()),
             ("DELIVERY_RETRY_INITIAL_MS", "200".to_owned()),
+            // A notification-service killed mid-attempt leaves its delivery to the other
+            // instance after the lease: 15 s here (SMTP is Mailpit on this host) instead of
+            // 120 s, so the ledger holds soon after a kill.
+            ("SMTP_TIMEOUT_MS", "5000".to_owned()),
+            ("DELIVERY_LEASE_MS", "15000".to_owned()),
         ];
         if svc == Svc::TaskApi {
             env.push((

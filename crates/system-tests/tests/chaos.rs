@@ -127,9 +127,16 @@ impl Load {
             }
         };
         assert!(counts.accepted > 0, "{scenario}: the load did nothing");
+        if after_loss == AfterGatewayLoss::NotExpected {
+            // No process was killed: nothing can have interrupted a delivery after SMTP.
+            assert_eq!(
+                counts.mail_copies, 0,
+                "{scenario}: a mail went out twice though no service was killed"
+            );
+        }
         println!(
             "[chaos] {scenario}: recovered {:.1} s after healing; accepted {} requests (refused {}), {} events ({} redelivered copies), \
-             {} next occurrences, {} reminders, {} emails, {} audit entries, {} WebSocket messages (connections closed: {:?}; \
+             {} next occurrences, {} reminders, {} emails ({} sent again after a crash), {} audit entries, {} WebSocket messages (connections closed: {:?}; \
              {} reconnections to the other gateway, {} resyncs, {} missed messages shown by the reload after the resync, {} only by a later one, \
              {} received again after a resync)",
             healed_at.elapsed().as_secs_f64(),
@@ -140,6 +147,7 @@ impl Load {
             counts.next_occurrences,
             counts.reminders,
             counts.emails,
+            counts.mail_copies,
             counts.audit_entries,
             counts.ws_messages,
             counts.ws_closed,
