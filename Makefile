@@ -19,7 +19,7 @@ help:
 	@sed -n 's/^## make \([^:]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | \
 		awk -F'\t' '{ printf "  make %-14s %s\n", $$1, $$2 }'
 
-## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL, KAFKA_SECURITY=sasl_ssl for SASL_SSL + ACLs)
+## make dev: cluster, registry, topics, schemas, SMTP sink and the five services (DATABASE=postgres for PostgreSQL, KAFKA_SECURITY=sasl_ssl for SASL_SSL + ACLs, SCALE=2 for two instances of each behind haproxy)
 dev:
 	scripts/dev.sh
 

@@ -2,8 +2,9 @@
 # `make dev`: the whole system on this machine, in the foreground. Ctrl-C stops everything.
 #
 # Starts the Kafka cluster, the schema registry, topics and schemas, the SMTP sink
-# (PostgreSQL too with DATABASE=postgres), then the five services, waits until every /readyz
-# is green and prints where everything is. A second run starts in seconds from the caches.
+# (PostgreSQL too with DATABASE=postgres), then the five services (SCALE=N: N instances of
+# each behind haproxy, scripts/services.sh), waits until every /readyz is green and prints
+# where everything is. A second run starts in seconds from the caches.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 export DATABASE="${DATABASE:-sqlite}"
@@ -58,12 +59,24 @@ positioning=()
 [[ -e "$TEST_TRAFFIC_MARK" ]] && positioning=(--even-committed)
 todoctl start-groups-at-end "${positioning[@]}"
 rm -f "$TEST_TRAFFIC_MARK"
-step "starting the five services"
+export SCALE="${SCALE:-1}"
+if ((SCALE > 1)); then
+    step "starting $SCALE instances of each of the five services behind haproxy"
+else
+    step "starting the five services"
+fi
 "$SCRIPTS_DIR/services.sh" start
+instances=""
+if ((SCALE > 1)); then
+    instances="
+  Instances           $SCALE of each service: instance i on the port below + 100*i
+                      (task-api :8100 :8200, ws-gateway :8101 :8201, ... :8104 :8204), haproxy
+                      round-robin on the ports below; logs <service>-<i>.log"
+fi
 
 cat <<EOT
 
-  The task platform is running ($DATABASE), ready in $((SECONDS - started)) s.
+  The task platform is running ($DATABASE), ready in $((SECONDS - started)) s.$instances
 
   Web page            http://127.0.0.1:8000/
   API docs            http://127.0.0.1:8000/docs        (OpenAPI: /openapi.json)

@@ -10,7 +10,8 @@
 # Debian packages: build tools for the Rust crates (librdkafka via rdkafka's cmake build, sqlx,
 # ...), PostgreSQL 15 (scripts/postgres.sh), docker-compose (only to validate
 # docker-compose.kafka.yml with `docker-compose config`; there is no Docker engine here),
-# chromium + chromium-driver (browser tests), kcat (look at topics), shellcheck, curl, jq,
+# chromium + chromium-driver (browser tests), kcat (look at topics), haproxy (the balancer of
+# `make dev SCALE=2`), shellcheck, curl, jq,
 # python3-venv; Java 17 and Maven when missing (Kafka and the schema registry run from jars);
 # podman, buildah, runc and debootstrap: the container engine and the Debian base image of
 # `make compose-test` where no Docker runs (scripts/containers.sh, scripts/images.sh).
@@ -31,6 +32,7 @@ APT_PACKAGES=(
     docker-compose
     chromium chromium-driver
     shellcheck curl jq python3-venv ca-certificates openssl
+    haproxy
     "${CONTAINER_PACKAGES[@]}"
 )
 # name in Debian 12 first, older name second

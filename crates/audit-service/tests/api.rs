@@ -410,3 +410,103 @@ async fn collaborators_read_a_shared_tasks_history_on_sqlite() {
 async fn collaborators_read_a_shared_tasks_history_on_postgres() {
     collaborators_read_a_shared_tasks_history(Backend::Postgres).await;
 }
+
+/// Two instances in one consumer group on one database: the group's partitions are split
+/// between them (both hold some), and 600 events of 20 users published twice (at-least-once),
+/// spread over every partition, are each stored once, whichever instance consumed them.
+async fn two_instances_split_the_partitions_and_store_each_event_once(backend: Backend) {
+    const USERS: usize = 20;
+    let a = spawn_app(backend).await;
+    let b = spawn_another(&a).await;
+    let group = a.group.clone();
+    let members = testing::wait_for(
+        "both instances holding partitions",
+        Duration::from_secs(60),
+        || {
+            let group = group.clone();
+            async move {
+                let members =
+                    tokio::task::spawn_blocking(move || testing::group_assignments(&group))
+                        .await
+                        .unwrap();
+                (members.len() == 2 && members.iter().all(|(_, held)| !held.is_empty()))
+                    .then_some(members)
+            }
+        },
+    )
+    .await;
+    let users: Vec<String> = (0..USERS).map(|_| user()).collect();
+    let mut expected = 0;
+    let mut all = Vec::new();
+    for u in &users {
+        for e in sample::one_of_each(u) {
+            if e.user_id() == Some(u.as_str()) {
+                expected += 1;
+            }
+            all.push(e);
+        }
+    }
+    for _ in 0..2 {
+        for chunk in all.chunks(100) {
+            futures::future::join_all(chunk.iter().map(|e| a.publisher.publish_any(e, None)))
+                .await
+                .into_iter()
+                .for_each(|r| {
+                    r.unwrap();
+                });
+        }
+    }
+    let mut stored = 0;
+    for u in &users {
+        let n = all
+            .iter()
+            .filter(|e| e.user_id() == Some(u.as_str()))
+            .count();
+        let items = a.wait_for_events(u, n).await;
+        let ids: std::collections::HashSet<&str> = items
+            .iter()
+            .map(|i| i["event_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), items.len(), "{u}: an event stored twice");
+        stored += items.len();
+    }
+    // Both copies of everything consumed, by the two instances together.
+    let handled =
+        |m: String| testing::metric_sum(&m, "events_consumed_total", &["outcome=\"handled\""]);
+    testing::wait_for("both copies consumed", Duration::from_secs(60), || async {
+        let total = handled(a.metrics().await) + handled(b.metrics().await);
+        (total >= (2 * all.len()) as f64).then_some(())
+    })
+    .await;
+    let mut again = 0;
+    for u in &users {
+        again += a.all_events(u).await.len();
+    }
+    assert_eq!(again, expected, "each event stored once");
+    assert_eq!(stored, expected);
+    let (ha, hb) = (handled(a.metrics().await), handled(b.metrics().await));
+    println!(
+        "{backend:?}: {expected} events stored once of {} consumed; instance a handled {ha}, b {hb}; partitions held per instance {:?}",
+        2 * all.len(),
+        members
+            .iter()
+            .map(|(_, held)| held.len())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        ha > 0.0 && hb > 0.0,
+        "both instances consumed: a {ha}, b {hb}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_partitions_and_store_each_event_once_on_sqlite() {
+    two_instances_split_the_partitions_and_store_each_event_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_partitions_and_store_each_event_once_on_postgres() {
+    two_instances_split_the_partitions_and_store_each_event_once(Backend::Postgres).await;
+}

@@ -7,10 +7,12 @@
 //! * [`registry`]: registry administration for tooling and tests;
 //! * [`validate`]: the checks that reject well-typed but impossible events;
 //! * [`names`]: the client-facing names of the enums (`as_str`, `FromStr`);
-//! * [`task_view`]: the task as clients see it, read from any task event.
+//! * [`task_view`]: the task as clients see it, read from any task event;
+//! * [`audience`]: who sees an event (ws-gateway's readers, the reliability suite's ledger).
 
 pub mod access;
 pub mod admin;
+pub mod audience;
 pub mod catalogue;
 pub mod codec;
 pub mod ids;
@@ -23,6 +25,7 @@ pub mod task_view;
 pub mod time;
 pub mod validate;
 
+pub use audience::{Sees, audience};
 pub use catalogue::{DeadLetterTopic, Service, Topic, TopicSpec};
 pub use codec::{DecodeError, EncodeError, EventCodec};
 pub use model::*;

@@ -72,12 +72,13 @@ fn every_service_has_probes_limits_hardening_and_its_companions() {
             deploy::named(docs, "Service", service);
             deploy::named(docs, "PodDisruptionBudget", service);
             deploy::named(docs, "ServiceMonitor", service);
-            let hpa = deploy::named(docs, "HorizontalPodAutoscaler", service);
-            assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], service, "{at}");
-            let max = hpa["spec"]["maxReplicas"].as_i64().unwrap();
-            if !matches!(service, "task-api" | "ws-gateway") {
-                // consumers of one group: a pod beyond the partition count would idle
-                assert!(max <= 3, "{at}: maxReplicas {max} > partitions");
+            if matches!(service, "task-api" | "ws-gateway") {
+                // Request-driven (ws-gateway: every instance reads every event, so lag says
+                // nothing about how many are needed): CPU.
+                let hpa = deploy::named(docs, "HorizontalPodAutoscaler", service);
+                assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], service, "{at}");
+            } else {
+                consumer_scales_on_lag_and_cpu(docs, service, &at);
             }
         }
         for kind in ["Kafka", "KafkaNodePool", "PrometheusRule"] {
@@ -105,6 +106,83 @@ fn every_service_has_probes_limits_hardening_and_its_companions() {
             assert_eq!(value("AUTH_TYPE")["value"], "LOGIN_FORM");
         }
     }
+}
+
+/// A consumer of one group scales on its group's Kafka lag as well as on CPU: a KEDA
+/// ScaledObject (which makes and owns the HPA, so there is no HPA of ours beside it) with a cpu
+/// trigger and a kafka trigger on the service's own group, connecting as the service's own
+/// KafkaUser; never more pods than partitions, where one would idle.
+fn consumer_scales_on_lag_and_cpu(docs: &[Value], service: &str, at: &str) {
+    assert!(
+        deploy::of_kind(docs, "HorizontalPodAutoscaler")
+            .all(|h| h["spec"]["scaleTargetRef"]["name"] != service),
+        "{at}: an HPA beside the ScaledObject (KEDA owns the HPA)"
+    );
+    let scaled = deploy::named(docs, "ScaledObject", service);
+    let spec = &scaled["spec"];
+    assert_eq!(spec["scaleTargetRef"]["name"], service, "{at}");
+    let max = spec["maxReplicaCount"].as_i64().unwrap();
+    assert!(max <= 3, "{at}: maxReplicaCount {max} > partitions");
+    assert!(spec["minReplicaCount"].as_i64().unwrap() >= 1, "{at}");
+    let triggers = spec["triggers"].as_array().unwrap();
+    let of_type = |t: &str| triggers.iter().find(|x| x["type"] == t);
+    let cpu = of_type("cpu").unwrap_or_else(|| panic!("{at}: no cpu trigger"));
+    assert_eq!(cpu["metricType"], "Utilization", "{at}");
+    let kafka = of_type("kafka").unwrap_or_else(|| panic!("{at}: no kafka trigger"));
+    let meta = &kafka["metadata"];
+    assert_eq!(
+        meta["consumerGroup"], service,
+        "{at}: the service's own group"
+    );
+    assert!(
+        meta["lagThreshold"]
+            .as_str()
+            .and_then(|l| l.parse::<u64>().ok())
+            .is_some_and(|l| l > 0),
+        "{at}: lagThreshold"
+    );
+    assert_eq!(meta["allowIdleConsumers"], "false", "{at}");
+    assert_eq!(meta["sasl"], "scram_sha512", "{at}");
+    assert_eq!(meta["tls"], "enable", "{at}");
+    let deployment = deploy::named(docs, "Deployment", service);
+    let config_map = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]
+        ["configMapRef"]["name"]
+        .as_str()
+        .unwrap();
+    let config = deploy::named(docs, "ConfigMap", config_map);
+    let bootstrap = config["data"]["KAFKA_BOOTSTRAP_SERVERS"].as_str().unwrap();
+    assert_eq!(
+        meta["bootstrapServers"], bootstrap,
+        "{at}: the pods' brokers"
+    );
+    assert_eq!(
+        config["data"]["KAFKA_SASL_USERNAME"], service,
+        "{at}: the pods' user"
+    );
+    let auth_name = kafka["authenticationRef"]["name"].as_str().unwrap();
+    let auth = &deploy::named(docs, "TriggerAuthentication", auth_name)["spec"];
+    let param = |p: &str, source: &str| -> Value {
+        auth[source]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["parameter"] == p).cloned())
+            .unwrap_or_else(|| panic!("{at}: {auth_name} has no {p} from {source}"))
+    };
+    assert_eq!(
+        param("username", "env")["name"],
+        "KAFKA_SASL_USERNAME",
+        "{at}"
+    );
+    let password = param("password", "secretTargetRef");
+    assert_eq!(
+        password["name"], service,
+        "{at}: Strimzi's secret of the user"
+    );
+    assert_eq!(password["key"], "password", "{at}");
+    assert_eq!(
+        param("ca", "secretTargetRef")["name"],
+        "todo-kafka-cluster-ca-cert",
+        "{at}"
+    );
 }
 
 /// Least privilege on Kafka: every listener authenticates, ACLs are enforced, and each

@@ -154,6 +154,7 @@ impl Reminders {
                     max_attempts: 5,
                 },
                 concurrency: self.concurrency,
+                lease: DeliverySettings::DEFAULT_LEASE,
             },
         };
         let app = notification_service::startup::Application::build(config).await?;

@@ -50,6 +50,17 @@ pub struct DeliverySettings {
     pub retry: RetryPolicy,
     /// `DELIVERY_CONCURRENCY` (16): deliveries in flight at once.
     pub concurrency: usize,
+    /// `DELIVERY_LEASE_MS` (120 s): how long an attempt holds its delivery. An instance that
+    /// dies mid-attempt leaves the delivery to another one after this long, so it bounds how
+    /// late such a delivery goes out; it must outlast any one attempt (more than twice
+    /// `SMTP_TIMEOUT_MS` and `WEBHOOK_TIMEOUT_MS`), or a slow attempt would be taken over and
+    /// sent twice.
+    pub lease: Duration,
+}
+
+impl DeliverySettings {
+    /// The default lease (`DELIVERY_LEASE_MS`).
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +237,17 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let lease = millis_or("DELIVERY_LEASE_MS", DeliverySettings::DEFAULT_LEASE)?;
+        let longest_attempt = smtp.timeout.max(webhook.timeout);
+        if lease <= longest_attempt * 2 {
+            return Err(ConfigError::new(
+                "DELIVERY_LEASE_MS",
+                format!(
+                    "must be more than twice the longest attempt's timeout ({} ms, SMTP_TIMEOUT_MS or WEBHOOK_TIMEOUT_MS)",
+                    longest_attempt.as_millis()
+                ),
+            ));
+        }
         let batch_size = parsed_or("SCHEDULER_BATCH_SIZE", 500i64)?;
         if !(1..=5000).contains(&batch_size) {
             return Err(ConfigError::new(
@@ -252,6 +274,7 @@ impl Config {
             delivery: DeliverySettings {
                 retry: retry_policy()?,
                 concurrency,
+                lease,
             },
         })
     }

@@ -1,5 +1,6 @@
 //! The schedule against the real cluster, on SQLite and PostgreSQL: reminders fire on time and
-//! once, follow task changes by version, and two instances on one database never fire twice.
+//! once, follow task changes by version, and two instances on one database fire and mail each
+//! of 2,000 reminders once.
 
 #![allow(clippy::unwrap_used)]
 
@@ -203,55 +204,118 @@ async fn an_older_task_version_arriving_late_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn two_instances_on_one_postgres_database_never_fire_twice() {
-    const TASKS: usize = 120;
+/// Two instances on one database and in one consumer group, 2,000 email reminders of 20 users
+/// all due within the next minute: every reminder fires once (one reminder.triggered event id)
+/// and is mailed once (Mailpit holds exactly one mail per reminder), whichever instance's
+/// schedule claimed it.
+async fn two_instances_fire_and_mail_each_of_2000_reminders_once(backend: Backend) {
+    const USERS: usize = 20;
+    const PER_USER: usize = 100;
+    const TASKS: usize = USERS * PER_USER;
     let _one = exclusive().await;
     let bus = Bus::new().await;
-    let db_url = testing::fresh_database(Backend::Postgres);
+    let db_url = testing::fresh_database(backend);
     let group = fresh_group().await;
     let options = Options {
-        batch_size: 7,
+        batch_size: 50,
         ..Options::default()
     };
     let a = spawn_instance(&db_url, &group, &options).await;
     let b = spawn_instance(&db_url, &group, &options).await;
-    let u = user(&[InApp, Email]);
-    bus.publish(&u).await;
-    let remind_at = events::now_millis() + 8_000;
+    let users: Vec<_> = (0..USERS).map(|_| user(&[Email])).collect();
+    for u in &users {
+        bus.publish(u).await;
+    }
+    for u in &users {
+        a.wait_user(&u.user_id).await;
+    }
+    // Due from 20 s to 50 s from now: publishing 2,000 tasks takes a while on a busy machine.
+    let start = events::now_millis() + 20_000;
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
-            task(
-                &u.user_id,
-                &format!("Task {i}"),
-                None,
-                vec![at(remind_at, InApp)],
-            )
+            let remind_at = start + (i as i64 * 30_000) / TASKS as i64;
+            // Fixed-width titles: no title is part of another, so each mail names one task.
+            let owner = &users[i % USERS].user_id;
+            task(owner, &format!("#{i:04}"), None, vec![at(remind_at, Email)])
         })
         .collect();
-    for t in &tasks {
-        bus.publish(t).await;
+    for chunk in tasks.chunks(200) {
+        futures::future::join_all(chunk.iter().map(|t| bus.publish(t))).await;
     }
+    let published = events::now_millis();
+    assert!(
+        published < start,
+        "publishing 2,000 tasks took longer than 20 s: the reminders would not all be due later"
+    );
     let ids: Vec<String> = tasks
         .iter()
-        .map(|t| reminder_id(t, remind_at, InApp))
+        .map(|t| reminder_id(t, t.reminders[0].at.unwrap(), Email))
         .collect();
-    let notifications: Vec<String> = ids.iter().map(|r| notification_id(r, InApp)).collect();
+    let notifications: Vec<String> = ids.iter().map(|r| notification_id(r, Email)).collect();
     let sent = bus
-        .wait_sent(&notifications, TASKS, Duration::from_secs(60))
+        .wait_sent(&notifications, TASKS, Duration::from_secs(180))
         .await;
-    assert_eq!(sent.len(), TASKS, "each delivery reported once");
+    let reported: HashSet<&str> = sent.iter().map(|e| e.notification_id.as_str()).collect();
+    assert_eq!(reported.len(), TASKS, "every delivery reported");
+    assert!(
+        sent.iter().all(|e| e.status == DeliveryStatus::Delivered),
+        "every mail sent"
+    );
     let fired = bus.triggered(&ids).await;
-    let distinct: HashSet<&str> = fired.iter().map(|e| e.reminder_id.as_str()).collect();
-    assert_eq!(distinct.len(), TASKS, "every reminder fired");
-    assert_eq!(fired.len(), TASKS, "no reminder fired twice");
+    let mut firings: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
+    for e in &fired {
+        firings
+            .entry(e.reminder_id.as_str())
+            .or_default()
+            .insert(e.event_id.as_str());
+    }
+    assert_eq!(firings.len(), TASKS, "every reminder fired");
+    let twice: Vec<_> = firings.iter().filter(|(_, f)| f.len() > 1).collect();
+    assert!(twice.is_empty(), "reminders fired twice: {twice:?}");
+    // Each reminder mailed once: every user's mailbox holds one mail per task of theirs.
+    let http = reqwest::Client::new();
+    for (u, n) in users.iter().zip(0..) {
+        let subjects = testing::wait_for(
+            &format!("{PER_USER} mails to user {n}"),
+            Duration::from_secs(60),
+            || async {
+                let subjects = mailpit::subjects_to(&http, &u.email).await;
+                (subjects.len() >= PER_USER).then_some(subjects)
+            },
+        )
+        .await;
+        let mut titles: Vec<String> = subjects
+            .iter()
+            .map(|s| s.trim_start_matches("Reminder: ").to_owned())
+            .collect();
+        titles.sort();
+        let mut expected: Vec<String> = (0..TASKS)
+            .filter(|i| i % USERS == n)
+            .map(|i| format!("#{i:04}"))
+            .collect();
+        expected.sort();
+        assert_eq!(titles, expected, "user {n}: one mail per reminder");
+    }
     let (ma, mb) = (a.metrics().await, b.metrics().await);
     let (fa, fb) = (
         testing::metric_sum(&ma, "reminders_fired_total", &[]),
         testing::metric_sum(&mb, "reminders_fired_total", &[]),
     );
-    println!("instance a fired {fa}, instance b fired {fb}");
-    assert!(fa + fb >= TASKS as f64);
+    println!(
+        "{backend:?}: {TASKS} reminders, instance a fired {fa}, instance b fired {fb}; {} copies of reminder.triggered on the topic",
+        fired.len() - TASKS
+    );
+    assert_eq!(fa + fb, TASKS as f64, "the instances' fired counts add up");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_database_fire_and_mail_each_reminder_once() {
+    two_instances_fire_and_mail_each_of_2000_reminders_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_sqlite_file_fire_and_mail_each_reminder_once() {
+    two_instances_fire_and_mail_each_of_2000_reminders_once(Backend::Sqlite).await;
 }

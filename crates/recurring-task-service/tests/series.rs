@@ -505,3 +505,92 @@ async fn a_completion_seen_before_its_task_created_still_creates_the_next_occurr
     assert_eq!(all.len(), 1);
     app.stop().await;
 }
+
+/// Two instances on one database and in one consumer group (the task topics' partitions split
+/// between them): 200 weekly series of 10 users, each first task completed and its completion
+/// delivered twice (at-least-once). A series' creation and its completion travel on different
+/// topics, so often reach different instances, in either order. Each next occurrence is
+/// published once.
+async fn two_instances_create_each_next_occurrence_once(backend: Backend) {
+    const USERS: usize = 10;
+    const PER_USER: usize = 20;
+    let db_url = service_kit::testing::fresh_database(backend);
+    let group = service_kit::testing::unique_group("recurring");
+    let topics = events::Service::RecurringTaskService.consumes().to_vec();
+    let g = group.clone();
+    tokio::task::spawn_blocking(move || service_kit::testing::position_group_at_end(&g, &topics))
+        .await
+        .unwrap();
+    let scope = scope();
+    let a_group = group.clone();
+    let a = spawn_app_scoped(db_url.clone(), group.clone(), scope.clone()).await;
+    let b = spawn_app_scoped(db_url, group, scope).await;
+    let reader = TopicReader::from_now(Topic::TaskCreated);
+    let users: Vec<String> = (0..USERS).map(|_| a.user()).collect();
+    let due = events::now_millis() + 86_400_000;
+    let weekly = rrule("FREQ=WEEKLY", "UTC", RecurrenceMode::Fixed);
+    let firsts: Vec<_> = (0..USERS * PER_USER)
+        .map(|i| first_of_series(&users[i % USERS], weekly.clone(), Some(due)))
+        .collect();
+    for first in &firsts {
+        a.publish(first).await;
+    }
+    for first in &firsts {
+        let completion = completion_of(first, 2, events::now_millis());
+        b.publish(&completion).await;
+        b.publish(&completion).await;
+    }
+    let mut reader = reader;
+    for user in &users {
+        let (r, next) = wait_next_occurrences(reader, user, PER_USER).await;
+        reader = r;
+        assert_eq!(next.len(), PER_USER, "{user}: {next:?}");
+    }
+    // Whatever either instance still had in flight is on the topic now: nothing more came.
+    a.publish_and_wait_processed(&completion_of(&firsts[0], 2, events::now_millis()))
+        .await;
+    b.publish_and_wait_processed(&completion_of(&firsts[1], 2, events::now_millis()))
+        .await;
+    let mut total = 0;
+    for user in &users {
+        let (r, all) = next_occurrences_now(reader, user).await;
+        reader = r;
+        let series: std::collections::HashSet<_> =
+            all.iter().map(|e| e.series_id.clone()).collect();
+        assert_eq!(
+            all.len(),
+            PER_USER,
+            "{user}: one next occurrence per series"
+        );
+        assert_eq!(series.len(), PER_USER, "{user}: every series continued");
+        total += all.len();
+    }
+    let members =
+        tokio::task::spawn_blocking(move || service_kit::testing::group_assignments(&a_group))
+            .await
+            .unwrap();
+    println!(
+        "{backend:?}: {total} next occurrences; the group's two members hold {:?} partitions",
+        members
+            .iter()
+            .map(|(_, held)| held.len())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(members.len(), 2, "two members: {members:?}");
+    assert!(
+        members.iter().all(|(_, held)| !held.is_empty()),
+        "the partitions are split between both: {members:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_create_each_next_occurrence_once_on_sqlite() {
+    two_instances_create_each_next_occurrence_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_create_each_next_occurrence_once_on_postgres() {
+    two_instances_create_each_next_occurrence_once(Backend::Postgres).await;
+}

@@ -163,6 +163,20 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// Wait for the exclusive lock on `<path>.migrate.lock`: one process at a time migrates a SQLite
+/// file. The lock goes with the returned file.
+fn sqlite_migration_lock(path: &str) -> Result<std::fs::File, DbError> {
+    let lock = format!("{path}.migrate.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .and_then(|f| f.lock().map(|()| f))
+        .map_err(|e| DbError::Migration(format!("locking {lock}: {e}")))?;
+    Ok(file)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -221,11 +235,17 @@ impl Database {
             Backend::Sqlite => (&KIT_SQLITE, migrations.sqlite),
             Backend::Postgres => (&KIT_POSTGRES, migrations.postgres),
         };
-        // Several instances may start at once on one PostgreSQL database: a session advisory
-        // lock makes them migrate one after the other (the second finds nothing pending).
+        // Several instances may start at once on one database: they migrate one after the
+        // other (the second finds nothing pending). PostgreSQL: a session advisory lock.
+        // SQLite (processes on one host sharing the file): an exclusive lock on a file beside
+        // it, which the kernel releases if the process dies; held until this function returns.
         if let DbConnection::Postgresql(c) = &mut *conn {
             c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
         }
+        let _migrating = match url {
+            DatabaseUrl::Sqlite(path) => Some(sqlite_migration_lock(path)?),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let mut result = Ok(());
         for set in [kit, own] {
             result = match &mut *conn {
@@ -258,6 +278,11 @@ impl Database {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Where the database is.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
     }
 
     pub fn pool(&self) -> &DbPool {

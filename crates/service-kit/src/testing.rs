@@ -169,6 +169,61 @@ pub fn position_group_at_end_with(
         .expect("commit group offsets");
 }
 
+/// The members of a consumer group and the partitions each one holds now, as the group
+/// coordinator reports them (`(member id, [(topic, partition)])`, sorted); empty while the group
+/// has no members or is rebalancing. Members are named by their member id.
+pub fn group_assignments(group: &str) -> Vec<(String, Vec<(String, i32)>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka_config().create().expect("consumer");
+    let Ok(list) = consumer.fetch_group_list(Some(group), Duration::from_secs(10)) else {
+        return Vec::new();
+    };
+    let mut members: Vec<(String, Vec<(String, i32)>)> = list
+        .groups()
+        .iter()
+        .filter(|g| g.name() == group && g.state() == "Stable")
+        .flat_map(|g| g.members())
+        .map(|m| {
+            let mut held = m.assignment().map(parse_assignment).unwrap_or_default();
+            held.sort();
+            (m.id().to_owned(), held)
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+/// The topic partitions of a consumer protocol `Assignment` (version, then per topic its name
+/// and partitions; user data after is ignored).
+fn parse_assignment(bytes: &[u8]) -> Vec<(String, i32)> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (b.get(..n)?, b.get(n..)?);
+        *b = tail;
+        Some(head)
+    }
+    fn i16_(b: &mut &[u8]) -> Option<i16> {
+        Some(i16::from_be_bytes(take(b, 2)?.try_into().ok()?))
+    }
+    fn i32_(b: &mut &[u8]) -> Option<i32> {
+        Some(i32::from_be_bytes(take(b, 4)?.try_into().ok()?))
+    }
+    let mut b = bytes;
+    let mut out = Vec::new();
+    let parse = |b: &mut &[u8], out: &mut Vec<(String, i32)>| -> Option<()> {
+        i16_(b)?;
+        for _ in 0..i32_(b)? {
+            let len = usize::try_from(i16_(b)?).ok()?;
+            let topic = String::from_utf8_lossy(take(b, len)?).into_owned();
+            for _ in 0..i32_(b)? {
+                out.push((topic.clone(), i32_(b)?));
+            }
+        }
+        Some(())
+    };
+    let _ = parse(&mut b, &mut out);
+    out
+}
+
 /// End offsets of every partition of a topic (by name), to read what arrives after them.
 pub fn end_offsets(topic: &str, partitions: i32) -> Vec<i64> {
     use rdkafka::consumer::BaseConsumer;

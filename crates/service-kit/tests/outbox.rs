@@ -354,16 +354,19 @@ async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain_on_postgres(
     nothing_is_lost_when_the_relay_process_is_killed_mid_drain(Backend::Postgres).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_relays_on_one_postgres_database_publish_each_row_once_in_order() {
-    let db = database(Backend::Postgres).await;
+/// Two instances' relays on one database (PostgreSQL: an advisory lock; SQLite, processes
+/// sharing the file: a file lock beside it), each with its own pool as two processes have.
+async fn two_relays_on_one_database_publish_each_row_once_in_order(backend: Backend) {
+    let url = testing::fresh_database(backend);
+    let db = connect(url.clone()).await;
+    let other = connect(url).await;
     let users: Vec<String> = (0..4).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let marks = start_marks();
     let written = write_events(&db, &users, 75).await;
 
     let (a, b) = (
         relay(&db, &testing::bootstrap_servers(), &Metrics::new()),
-        relay(&db, &testing::bootstrap_servers(), &Metrics::new()),
+        relay(&other, &testing::bootstrap_servers(), &Metrics::new()),
     );
     // Both drain at once; the lock makes them take turns.
     let (ra, rb) = tokio::join!(a.drain(), b.drain());
@@ -384,6 +387,16 @@ async fn two_relays_on_one_postgres_database_publish_each_row_once_in_order() {
         expected_by_key(&written),
         "once each, in order per key"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_on_one_postgres_database_publish_each_row_once_in_order() {
+    two_relays_on_one_database_publish_each_row_once_in_order(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_on_one_sqlite_file_publish_each_row_once_in_order() {
+    two_relays_on_one_database_publish_each_row_once_in_order(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -23,7 +23,7 @@ pub struct UserClient {
 impl UserClient {
     /// Register and log in through task-api.
     pub async fn register(system: &System, name: &str) -> Self {
-        let http = reqwest::Client::new();
+        let http = system.http_client();
         let base = system.url(Svc::TaskApi);
         let email = format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple());
         let password = "correct horse battery staple";
@@ -60,6 +60,13 @@ impl UserClient {
             http,
             urls: Arc::new(urls),
         }
+    }
+
+    /// The same user with an HTTP client that keeps its connections open (a browser's), whatever
+    /// the system's default.
+    pub fn keeping_connections(mut self) -> Self {
+        self.http = reqwest::Client::new();
+        self
     }
 
     /// One request; a transport failure (the service is down) is status 0, never a panic.

@@ -8,11 +8,14 @@
 
 pub mod client;
 pub mod faults;
+pub mod live_view;
 pub mod load;
 pub mod mail;
+pub mod proxy;
 pub mod system;
 pub mod verify;
 pub mod webhook;
 
 pub use client::{UserClient, WsClient};
+pub use live_view::LiveView;
 pub use system::{Svc, System};

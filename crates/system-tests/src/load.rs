@@ -2,9 +2,12 @@
 //!
 //! Each simulated user runs a loop of: create a plain task, update it, create a task with an
 //! email reminder a few seconds ahead (never touched again, so the reminder must fire), create
-//! a weekly recurring task and complete it (so the next occurrence must be created once).
-//! Only requests the API answered with 2xx enter the ledger; failures during a fault are
-//! counted and retried by the next loop iteration, never assumed to have had effects.
+//! a weekly recurring task and complete it (so the next occurrence must be created once), and
+//! create a task, share it with a peer (another user of the load) as editor, assign it to the
+//! peer (who is mailed "Assigned to you") and have the peer edit it (so the owner and the peer
+//! both see its changes live). Only requests the API answered with 2xx enter the ledger;
+//! failures during a fault are counted and retried by the next loop iteration, never assumed to
+//! have had effects.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,6 +32,16 @@ pub enum Accepted {
         task_id: String,
         version: i64,
         series_id: Option<String>,
+    },
+    /// The task shared with `with_user` (one task.shared naming them).
+    Shared {
+        task_id: String,
+        with_user: String,
+    },
+    /// The task assigned (one task.assigned of this version).
+    Assigned {
+        task_id: String,
+        version: i64,
     },
 }
 
@@ -88,9 +101,11 @@ async fn attempt(
     }
 }
 
-/// One user's loop until `stop` is set; `reminder_in` is how far ahead reminders are set.
+/// One user's loop until `stop` is set; `peer` is who they share with, `reminder_in` how far
+/// ahead reminders are set.
 pub async fn user_loop(
     user: UserClient,
+    peer: UserClient,
     ledger: Arc<Ledger>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     reminder_in: Duration,
@@ -190,6 +205,74 @@ pub async fn user_loop(
                 );
             }
         }
+        shared_task(&ledger, &user, &peer, n).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// A task shared with `peer` as editor, assigned to them, then edited by them; stops at the
+/// first refused step (the next iteration starts a new task).
+async fn shared_task(ledger: &Ledger, owner: &UserClient, peer: &UserClient, n: u64) {
+    let Some(task) = attempt(
+        ledger,
+        owner,
+        reqwest::Method::POST,
+        "/api/tasks",
+        json!({"title": format!("shared {n}"), "priority": "medium"}),
+    )
+    .await
+    else {
+        return;
+    };
+    let id = task["id"].as_str().unwrap().to_owned();
+    ledger.accept(
+        &owner.id,
+        Accepted::Created {
+            task_id: id.clone(),
+            with_reminder: false,
+            series_id: None,
+        },
+    );
+    let path = format!("/api/tasks/{id}");
+    let share = json!({"email": peer.email, "role": "editor"});
+    if attempt(
+        ledger,
+        owner,
+        reqwest::Method::POST,
+        &format!("{path}/shares"),
+        share,
+    )
+    .await
+    .is_none()
+    {
+        return;
+    }
+    ledger.accept(
+        &owner.id,
+        Accepted::Shared {
+            task_id: id.clone(),
+            with_user: peer.id.clone(),
+        },
+    );
+    let assign = json!({"assignee_id": peer.id});
+    let Some(assigned) = attempt(ledger, owner, reqwest::Method::PATCH, &path, assign).await else {
+        return;
+    };
+    ledger.accept(
+        &owner.id,
+        Accepted::Assigned {
+            task_id: id.clone(),
+            version: assigned["version"].as_i64().unwrap(),
+        },
+    );
+    let edit = json!({"title": format!("shared {n} (edited by the peer)")});
+    if let Some(edited) = attempt(ledger, peer, reqwest::Method::PATCH, &path, edit).await {
+        ledger.accept(
+            &peer.id,
+            Accepted::Updated {
+                task_id: id,
+                version: edited["version"].as_i64().unwrap(),
+            },
+        );
     }
 }

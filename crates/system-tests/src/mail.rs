@@ -31,6 +31,39 @@ pub async fn count_to(address: &str) -> usize {
         .unwrap_or(0) as usize
 }
 
+/// The Message-ID of every message sent to `address` (all pages), one entry per message
+/// received: the same id twice is one mail transmitted twice.
+pub async fn message_ids_to(address: &str) -> Vec<String> {
+    const PAGE: usize = 500;
+    let mut ids = Vec::new();
+    loop {
+        let url = format!(
+            "{}/search?query=to:{address}&start={}&limit={PAGE}",
+            api(),
+            ids.len()
+        );
+        let page: Value = reqwest::get(url)
+            .await
+            .expect("Mailpit API (scripts/smtp-sink.sh start)")
+            .json()
+            .await
+            .unwrap();
+        let got: Vec<String> = page["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["MessageID"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let done = got.len() < PAGE;
+        ids.extend(got);
+        if done {
+            return ids;
+        }
+    }
+}
+
 /// The text body of one message.
 pub async fn text_of(id: &str) -> String {
     let body: Value = reqwest::get(format!("{}/message/{id}", api()))

@@ -1,4 +1,7 @@
-//! Starting, stopping and killing the service processes.
+//! Starting, stopping and killing the service processes: one instance of each service, or
+//! several ([`System::start_scaled`]) as a deployment runs them: the instances of a service share
+//! its database and consumer group (ws-gateway: each instance its own group, by design), and
+//! task-api's instances sit behind one port, a round-robin front ([`crate::proxy`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,16 +52,23 @@ struct Running {
     log: PathBuf,
 }
 
+/// One process of the system: a service and which of its instances (from 0).
+pub type Instance = (Svc, usize);
+
 /// The five services with their settings; ports, databases and groups are fixed at start so a
-/// killed service restarts as the same instance.
+/// killed instance restarts as the same instance.
 pub struct System {
     pub backend: Backend,
     dir: PathBuf,
-    ports: HashMap<Svc, u16>,
+    /// Instances of each service.
+    instances: usize,
+    ports: HashMap<Instance, u16>,
+    /// task-api's one port when it runs as several instances.
+    front: Option<crate::proxy::RoundRobin>,
     databases: HashMap<Svc, DatabaseUrl>,
     groups: HashMap<Svc, String>,
     webhook_key: String,
-    running: HashMap<Svc, Running>,
+    running: HashMap<Instance, Running>,
     pub signer: service_kit::auth::TokenSigner,
     kafka: KafkaAccess,
     service_env: HashMap<Svc, Vec<(String, String)>>,
@@ -102,17 +112,42 @@ impl System {
         Self::start_with(backend, KafkaSettings::from_test_env()).await
     }
 
+    /// [`System::start`] with `instances` processes of every service.
+    pub async fn start_scaled(backend: Backend, instances: usize) -> Self {
+        Self::launch(backend, KafkaSettings::from_test_env(), instances).await
+    }
+
     /// [`System::start`] on the cluster of `kafka`.
     pub async fn start_with(backend: Backend, kafka: KafkaSettings) -> Self {
+        Self::launch(backend, kafka, 1).await
+    }
+
+    async fn launch(backend: Backend, kafka: KafkaSettings, instances: usize) -> Self {
+        assert!(instances >= 1, "at least one instance of each service");
         let dir = std::env::temp_dir().join(format!("system-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let (private, public) = service_kit::auth::generate_keypair().unwrap();
         std::fs::write(dir.join("jwt-private.pem"), &private).unwrap();
         std::fs::write(dir.join("jwt-public.pem"), &public).unwrap();
         let signer = service_kit::auth::TokenSigner::from_pem(&private, 3600).unwrap();
+        let ports: HashMap<Instance, u16> = Svc::ALL
+            .iter()
+            .flat_map(|s| (0..instances).map(move |n| (*s, n)))
+            .map(|i| (i, free_port()))
+            .collect();
+        let front = if instances > 1 {
+            let api = (0..instances)
+                .map(|n| std::net::SocketAddr::from(([127, 0, 0, 1], ports[&(Svc::TaskApi, n)])))
+                .collect();
+            Some(crate::proxy::RoundRobin::start(api).await)
+        } else {
+            None
+        };
         let mut system = Self {
             backend,
-            ports: Svc::ALL.iter().map(|s| (*s, free_port())).collect(),
+            instances,
+            ports,
+            front,
             databases: Svc::ALL
                 .iter()
                 .map(|s| (*s, testing::fresh_database(backend)))
@@ -141,7 +176,9 @@ impl System {
             system.groups.insert(svc, group);
         }
         for svc in Svc::ALL {
-            system.spawn(svc);
+            for n in 0..instances {
+                system.spawn((svc, n));
+            }
         }
         for svc in Svc::ALL {
             system.wait_ready(svc).await;
@@ -158,7 +195,9 @@ impl System {
         Self {
             backend: Backend::Postgres,
             dir: std::env::temp_dir(),
-            ports,
+            instances: 1,
+            ports: ports.into_iter().map(|(s, p)| ((s, 0), p)).collect(),
+            front: None,
             databases: HashMap::new(),
             groups: HashMap::new(),
             webhook_key: String::new(),
@@ -169,12 +208,63 @@ impl System {
         }
     }
 
+    /// Where clients reach a service: task-api's front when it runs as several instances, else
+    /// its (first) instance. The instances of the other services share their database, so any
+    /// one answers for all.
     pub fn url(&self, svc: Svc) -> String {
-        format!("http://127.0.0.1:{}", self.ports[&svc])
+        match (&self.front, svc) {
+            (Some(front), Svc::TaskApi) => format!("http://127.0.0.1:{}", front.port()),
+            _ => self.instance_url((svc, 0)),
+        }
     }
 
+    /// One instance's own address.
+    pub fn instance_url(&self, instance: Instance) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&instance])
+    }
+
+    /// The first gateway's WebSocket base URL.
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.ports[&Svc::WsGateway])
+        self.ws_urls().remove(0)
+    }
+
+    /// Every gateway instance's WebSocket base URL, in instance order.
+    pub fn ws_urls(&self) -> Vec<String> {
+        (0..self.instances)
+            .map(|n| format!("ws://127.0.0.1:{}", self.ports[&(Svc::WsGateway, n)]))
+            .collect()
+    }
+
+    /// How many instances of each service run.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+
+    /// Connections task-api's front gave each instance so far (empty with one instance).
+    pub fn front_served(&self) -> Vec<usize> {
+        self.front.as_ref().map(|f| f.served()).unwrap_or_default()
+    }
+
+    /// Connections task-api's front redispatched (their instance was down) and refused (every
+    /// instance was).
+    pub fn front_rerouted_and_refused(&self) -> (usize, usize) {
+        self.front
+            .as_ref()
+            .map(|f| f.rerouted_and_refused())
+            .unwrap_or_default()
+    }
+
+    /// An HTTP client for the system's users. With several task-api instances it opens a
+    /// connection per request (no idle pool), so the front spreads requests, not just clients,
+    /// over the instances, as a balancer in front of many browsers would.
+    pub fn http_client(&self) -> reqwest::Client {
+        let builder = reqwest::Client::builder();
+        let builder = if self.instances > 1 {
+            builder.pool_max_idle_per_host(0)
+        } else {
+            builder
+        };
+        builder.build().unwrap()
     }
 
     pub fn database(&self, svc: Svc) -> &DatabaseUrl {
@@ -186,10 +276,23 @@ impl System {
     }
 
     pub fn log_path(&self, svc: Svc) -> PathBuf {
-        self.dir.join(format!("{}.log", svc.name()))
+        self.instance_log_path((svc, 0))
     }
 
+    /// The log of one instance: `<service>.log` for the first, `<service>-<n>.log` after.
+    pub fn instance_log_path(&self, (svc, n): Instance) -> PathBuf {
+        match n {
+            0 => self.dir.join(format!("{}.log", svc.name())),
+            n => self.dir.join(format!("{}-{n}.log", svc.name())),
+        }
+    }
+
+    /// The settings of the first instance of `svc`.
     fn env(&self, svc: Svc) -> Vec<(String, String)> {
+        self.instance_env((svc, 0))
+    }
+
+    fn instance_env(&self, (svc, n): Instance) -> Vec<(String, String)> {
         let database_url = match &self.databases[&svc] {
             DatabaseUrl::Sqlite(p) => format!("sqlite://{p}"),
             DatabaseUrl::Postgres(u) => u.clone(),
@@ -201,7 +304,7 @@ impl System {
             ),
             ("SCHEMA_REGISTRY_URL", testing::registry_url()),
             ("DATABASE_URL", database_url),
-            ("BIND_ADDR", format!("127.0.0.1:{}", self.ports[&svc])),
+            ("BIND_ADDR", format!("127.0.0.1:{}", self.ports[&(svc, n)])),
             ("RUST_LOG", "info".to_owned()),
             (
                 "JWT_PUBLIC_KEY",
@@ -226,6 +329,11 @@ impl System {
             // Reminders of these tests are due within seconds.
             ("SCHEDULER_MAX_IDLE_MS", "1000".to_owned()),
             ("DELIVERY_RETRY_INITIAL_MS", "200".to_owned()),
+            // A notification-service killed mid-attempt leaves its delivery to the other
+            // instance after the lease: 15 s here (SMTP is Mailpit on this host) instead of
+            // 120 s, so the ledger holds soon after a kill.
+            ("SMTP_TIMEOUT_MS", "5000".to_owned()),
+            ("DELIVERY_LEASE_MS", "15000".to_owned()),
         ];
         if svc == Svc::TaskApi {
             env.push((
@@ -271,15 +379,16 @@ impl System {
         (child, format!("http://127.0.0.1:{port}"), log)
     }
 
-    fn spawn(&mut self, svc: Svc) {
-        let log = self.log_path(svc);
+    fn spawn(&mut self, instance: Instance) {
+        let svc = instance.0;
+        let log = self.instance_log_path(instance);
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
         let child = Command::new(bin_dir().join(svc.name()))
-            .envs(self.env(svc))
+            .envs(self.instance_env(instance))
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -287,11 +396,22 @@ impl System {
             .unwrap_or_else(|e| {
                 panic!("starting {} from {}: {e}", svc.name(), bin_dir().display())
             });
-        self.running.insert(svc, Running { child, log });
+        self.running.insert(instance, Running { child, log });
     }
 
+    /// Wait until every running instance of `svc` is ready.
     pub async fn wait_ready(&self, svc: Svc) {
-        let url = format!("{}/readyz", self.url(svc));
+        for n in 0..self.instances {
+            if self.running.contains_key(&(svc, n)) {
+                self.wait_instance_ready((svc, n)).await;
+            }
+        }
+    }
+
+    /// Wait (bounded) until one instance answers `/readyz` with 200.
+    pub async fn wait_instance_ready(&self, instance: Instance) {
+        let svc = instance.0;
+        let url = format!("{}/readyz", self.instance_url(instance));
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -301,11 +421,13 @@ impl System {
                 return;
             }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.log_path(svc)).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.instance_log_path(instance)).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 panic!(
-                    "{} not ready after 90 s; log tail:\n{}",
+                    "{} (instance {}) not ready after 90 s; log tail:\n{}",
                     svc.name(),
+                    instance.1,
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
@@ -313,17 +435,35 @@ impl System {
         }
     }
 
-    /// SIGKILL a service (a crash).
+    /// SIGKILL every instance of a service (the whole service crashes).
     pub fn kill(&mut self, svc: Svc) {
-        if let Some(mut r) = self.running.remove(&svc) {
+        for n in 0..self.instances {
+            self.kill_instance((svc, n));
+        }
+    }
+
+    /// SIGKILL one instance (a crash).
+    pub fn kill_instance(&mut self, instance: Instance) {
+        if let Some(mut r) = self.running.remove(&instance) {
             let _ = r.child.kill();
             let _ = r.child.wait();
         }
     }
 
-    /// SIGTERM a service and wait (bounded) for it to exit; returns whether it exited cleanly.
+    /// SIGTERM every instance of a service and wait (bounded) for them to exit; returns whether
+    /// all exited cleanly.
     pub async fn terminate(&mut self, svc: Svc) -> bool {
-        let Some(mut r) = self.running.remove(&svc) else {
+        let mut clean = true;
+        for n in 0..self.instances {
+            clean &= self.terminate_instance((svc, n)).await;
+        }
+        clean
+    }
+
+    /// SIGTERM one instance and wait (bounded) for it to exit; returns whether it exited cleanly.
+    pub async fn terminate_instance(&mut self, instance: Instance) -> bool {
+        let svc = instance.0;
+        let Some(mut r) = self.running.remove(&instance) else {
             return true;
         };
         let _ = Command::new("kill")
@@ -347,14 +487,25 @@ impl System {
         }
     }
 
-    /// Start a stopped or killed service again, as the same instance.
+    /// Start the stopped or killed instances of a service again, as the same instances.
     pub async fn restart(&mut self, svc: Svc) {
-        self.spawn(svc);
+        for n in 0..self.instances {
+            if !self.running.contains_key(&(svc, n)) {
+                self.spawn((svc, n));
+            }
+        }
         self.wait_ready(svc).await;
     }
 
-    /// A second instance of a service: same database, same consumer group, another port.
-    /// Returns the process and its base URL; the caller stops it.
+    /// Start one stopped or killed instance again, as the same instance.
+    pub async fn restart_instance(&mut self, instance: Instance) {
+        self.spawn(instance);
+        self.wait_instance_ready(instance).await;
+    }
+
+    /// One more instance of a service, beside those [`System::start_scaled`] started: same
+    /// database, same consumer group, another port. Returns the process and its base URL; the
+    /// caller stops it.
     pub async fn spawn_second_instance(&self, svc: Svc) -> (Child, String) {
         let port = free_port();
         let mut env = self.env(svc);
@@ -363,7 +514,7 @@ impl System {
                 *v = format!("127.0.0.1:{port}");
             }
         }
-        let log = self.dir.join(format!("{}-second.log", svc.name()));
+        let log = self.dir.join(format!("{}-extra.log", svc.name()));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin_dir().join(svc.name()))
             .envs(env)
@@ -390,8 +541,9 @@ impl System {
         bin_dir().join("todoctl")
     }
 
+    /// Whether any instance of `svc` runs.
     pub fn is_running(&self, svc: Svc) -> bool {
-        self.running.contains_key(&svc)
+        (0..self.instances).any(|n| self.running.contains_key(&(svc, n)))
     }
 
     pub async fn stop(mut self) {

@@ -206,6 +206,7 @@ async fn start_notification_service(
                 max_attempts: 4,
             },
             concurrency: 4,
+            lease: DeliverySettings::DEFAULT_LEASE,
         },
     };
     let app = notification_service::startup::Application::build(config)

@@ -18,6 +18,7 @@ use service_kit::testing::{self, Backend};
 pub struct TestApp {
     pub address: String,
     pub signer: TokenSigner,
+    pub verifier: service_kit::auth::TokenVerifier,
     pub db_url: DatabaseUrl,
     pub group: String,
     pub shutdown: Shutdown,
@@ -35,6 +36,26 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &topics))
         .await
         .unwrap();
+    spawn_instance(db_url, group, signer, verifier).await
+}
+
+/// Another instance of `app`: same database, same consumer group, same token keys.
+pub async fn spawn_another(app: &TestApp) -> TestApp {
+    spawn_instance(
+        app.db_url.clone(),
+        app.group.clone(),
+        app.signer.clone(),
+        app.verifier.clone(),
+    )
+    .await
+}
+
+async fn spawn_instance(
+    db_url: DatabaseUrl,
+    group: String,
+    signer: TokenSigner,
+    verifier: service_kit::auth::TokenVerifier,
+) -> TestApp {
     let config = Config {
         common: CommonConfig {
             kafka: service_kit::testing::kafka_access(),
@@ -43,7 +64,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             shutdown_timeout: Duration::from_secs(10),
         },
-        verifier,
+        verifier: verifier.clone(),
         consumer_group: group.clone(),
     };
     let app = Application::build(config).await.expect("app builds");
@@ -57,6 +78,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     TestApp {
         address,
         signer,
+        verifier,
         db_url,
         group,
         shutdown,

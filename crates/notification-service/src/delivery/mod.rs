@@ -32,8 +32,6 @@ use crate::storage::users::{self, UserRow};
 use email::EmailSender;
 use webhook::WebhookSender;
 
-/// How long an attempt holds its delivery: longer than any one attempt can take.
-const ATTEMPT_LEASE: Duration = Duration::from_secs(120);
 /// Tries to record an outcome while the database is away, before leaving it to the lease.
 const RECORD_TRIES: u32 = 6;
 
@@ -109,6 +107,8 @@ impl DeliveryWorker {
     }
 
     async fn claim(&self, limit: i64) -> Result<Vec<DeliveryRow>, DbError> {
+        // How long an attempt holds its delivery: longer than any one attempt can take.
+        let lease = self.shared.settings.lease;
         self.shared
             .db
             .transaction(move |conn| {
@@ -116,7 +116,7 @@ impl DeliveryWorker {
                 let rows = deliveries::lock_due(conn, now, limit)?;
                 let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
                 if !seqs.is_empty() {
-                    let lease_until = now + ATTEMPT_LEASE.as_millis() as i64;
+                    let lease_until = now + lease.as_millis() as i64;
                     deliveries::start_attempts(conn, &seqs, lease_until, now)?;
                 }
                 Ok(rows)

@@ -78,3 +78,41 @@ pub async fn mails_to(http: &reqwest::Client, address: &str) -> Vec<Mail> {
     }
     mails
 }
+
+/// The subjects of every message addressed to `address`, all pages.
+pub async fn subjects_to(http: &reqwest::Client, address: &str) -> Vec<String> {
+    const PAGE: usize = 500;
+    let mut subjects = Vec::new();
+    loop {
+        let url = url::Url::parse_with_params(
+            &format!("{}/search", api()),
+            &[
+                ("query", format!("to:\"{address}\"")),
+                ("start", subjects.len().to_string()),
+                ("limit", PAGE.to_string()),
+            ],
+        )
+        .unwrap();
+        let body: Value = http
+            .get(url)
+            .send()
+            .await
+            .expect("Mailpit API")
+            .json()
+            .await
+            .expect("Mailpit search JSON");
+        let page: Vec<String> = body["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|m| m["Subject"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let done = page.len() < PAGE;
+        subjects.extend(page);
+        if done {
+            return subjects;
+        }
+    }
+}

@@ -208,6 +208,7 @@ pub fn config(db_url: &DatabaseUrl, group: &str, options: &Options) -> (Config, 
         delivery: DeliverySettings {
             retry: options.retry,
             concurrency: options.concurrency,
+            lease: DeliverySettings::DEFAULT_LEASE,
         },
     };
     (config, signer)

@@ -16,8 +16,10 @@
 //! * Several instances: on PostgreSQL a round runs in a transaction holding an advisory lock
 //!   (one per service), so the relays of several instances take turns and never interleave one
 //!   key's rows; the lock ends with the transaction, so a crashed instance blocks nobody. On
-//!   SQLite the file is local to one instance and no transaction is held while publishing
-//!   (SQLite's single writer would stall every write for that long).
+//!   SQLite no transaction is held while publishing (SQLite's single writer would stall every
+//!   write for that long); instances sharing the file (processes on one host) take turns
+//!   through an OS file lock beside it (`<file>.outbox-relay-<service>.lock`), which the
+//!   kernel releases when a process dies, so a crashed instance blocks nobody there either.
 //! * Failures: a row is marked sent only once acknowledged. While Kafka is unreachable rounds
 //!   fail, the backlog grows (writes go on), and the relay probes the cluster with a metadata
 //!   request before its next round (backing off with the shared [`RetryPolicy`]). A crash
@@ -79,6 +81,8 @@ impl Default for RelaySettings {
 pub enum RelayError {
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error("the relay's lock file beside the SQLite database: {0}")]
+    Lock(String),
     #[error("{failed} of {total} rows not acknowledged: {first_error}")]
     Publish {
         failed: usize,
@@ -133,9 +137,50 @@ fn try_lock(conn: &mut DbConnection, key: i64) -> Result<bool, DbError> {
     }
 }
 
+/// The turn of one relay among the processes sharing a SQLite file: an exclusive `flock` on a
+/// file beside the database, released when the round ends (or the process dies).
+struct LocalTurn(Arc<std::fs::File>);
+
+impl LocalTurn {
+    /// The lock file of `service` beside the SQLite database at `path`; `None` (with a warning)
+    /// where it cannot be opened, e.g. a read-only directory: the relay then runs alone.
+    fn open(path: &str, service: Service) -> Option<Arc<std::fs::File>> {
+        let lock = format!("{path}.outbox-relay-{}.lock", service.name());
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+        {
+            Ok(file) => Some(Arc::new(file)),
+            Err(e) => {
+                tracing::warn!(lock, error = %e, "no outbox relay lock file: instances sharing this SQLite file may publish a row twice");
+                None
+            }
+        }
+    }
+
+    /// This process's turn, or `None` while another process holds it.
+    fn try_take(file: &Arc<std::fs::File>) -> std::io::Result<Option<Self>> {
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self(file.clone()))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for LocalTurn {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
 /// Publishes one service's outbox.
 #[derive(Clone)]
 pub struct OutboxRelay {
+    /// The file lock instances sharing a SQLite database take turns with (none on PostgreSQL).
+    local_lock: Option<Arc<std::fs::File>>,
     db: Database,
     producer: FutureProducer,
     codec: Arc<EventCodec>,
@@ -166,7 +211,12 @@ impl OutboxRelay {
             .set("max.in.flight.requests.per.connection", "5")
             .set("client.id", format!("{}-outbox", service.name()))
             .create()?;
+        let local_lock = match db.url() {
+            crate::config::DatabaseUrl::Sqlite(path) => LocalTurn::open(path, service),
+            crate::config::DatabaseUrl::Postgres(_) => None,
+        };
         Ok(Self {
+            local_lock,
             db,
             producer,
             codec,
@@ -265,6 +315,19 @@ impl OutboxRelay {
     }
 
     async fn local_round(&self) -> Result<Round, RelayError> {
+        let _turn = match &self.local_lock {
+            Some(file) => match LocalTurn::try_take(file) {
+                Ok(Some(turn)) => Some(turn),
+                Ok(None) => {
+                    return Ok(Round {
+                        locked_out: true,
+                        ..Round::default()
+                    });
+                }
+                Err(e) => return Err(RelayError::Lock(e.to_string())),
+            },
+            None => None,
+        };
         let limit = self.settings.batch_size;
         let rows = self.db.run(move |conn| store::pending(conn, limit)).await?;
         if rows.is_empty() {
