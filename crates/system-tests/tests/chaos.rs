@@ -41,10 +41,10 @@ const REMINDER_IN: Duration = Duration::from_secs(4);
 /// Processes of every service.
 const INSTANCES: usize = 2;
 
-/// What a WebSocket whose gateway was killed gets from the other instance. Until a cursor
-/// means the same on every gateway instance it is `resync` (the client reloads over REST);
-/// once it does (issue 21), this becomes `ResumeRequired`: no resync, nothing missed or twice.
-const AFTER_GATEWAY_KILLED: AfterGatewayLoss = AfterGatewayLoss::ResyncAllowed;
+/// What a WebSocket whose gateway was killed gets from another instance: its cursor is a Kafka
+/// position every instance serves (from its buffer, or read back from Kafka when it started
+/// since), so no resync, nothing missed, nothing twice.
+const AFTER_GATEWAY_KILLED: AfterGatewayLoss = AfterGatewayLoss::ResumeRequired;
 
 async fn start_system(backend: Backend) -> System {
     System::start_scaled(backend, INSTANCES).await

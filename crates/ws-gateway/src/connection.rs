@@ -133,6 +133,57 @@ impl Floor<'_> {
     }
 }
 
+/// The event ids this connection has sent (bounded, oldest forgotten first), and those the
+/// client had before it reconnected as far as a read-back saw them. The same event can sit at
+/// two offsets (published twice: a producer that crashed between the acknowledgement and
+/// recording it); the hub drops the second copy of what it routed itself, but a replay read
+/// back from Kafka, and what follows it live, are checked here.
+struct Sent {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Sent {
+    /// Ids remembered per connection: far more than one reconnect replays.
+    const CAPACITY: usize = 20_000;
+
+    fn new() -> Self {
+        Self {
+            ids: Default::default(),
+            order: Default::default(),
+        }
+    }
+
+    /// `false` when `id` was already sent (or known to the client).
+    fn first_time(&mut self, id: &str) -> bool {
+        if id.is_empty() || self.ids.contains(id) {
+            return id.is_empty();
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        self.ids.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}
+
+/// What the client already has: by position (the floor) and by event id.
+struct Known<'a> {
+    floor: Floor<'a>,
+    sent: Sent,
+}
+
+impl Known<'_> {
+    /// The message to send, or `None` when the client already has it.
+    fn pass(&mut self, message: Outbound) -> Option<Outbound> {
+        let message = self.floor.apply(message)?;
+        self.sent.first_time(message.event_id()).then_some(message)
+    }
+}
+
 /// What may interrupt a send.
 struct Interrupts<'a> {
     shutdown: &'a Shutdown,
@@ -194,19 +245,22 @@ pub async fn serve(
                 shutdown: &ctx.shutdown,
                 evicted: &mut evicted,
             };
-            let mut floor = Floor {
-                layout: ctx.hub.layout(),
-                seen: None,
+            let mut known = Known {
+                floor: Floor {
+                    layout: ctx.hub.layout(),
+                    seen: None,
+                },
+                sent: Sent::new(),
             };
             let served = async {
-                open(&ctx, &mut session, &mut io, &user, opening, &mut floor).await?;
+                open(&ctx, &mut session, &mut io, &user, opening, &mut known).await?;
                 live(
                     &ctx,
                     &mut session,
                     &mut stream,
                     &mut io,
                     &mut queue,
-                    &mut floor,
+                    &mut known,
                     token_expires_at,
                 )
                 .await
@@ -244,8 +298,9 @@ async fn open(
     io: &mut Interrupts<'_>,
     user: &str,
     opening: Opening,
-    floor: &mut Floor<'_>,
+    known: &mut Known<'_>,
 ) -> Result<(), End> {
+    let Known { floor, sent } = known;
     let layout = ctx.hub.layout();
     let position = layout.encode(&opening.position);
     floor.seen = opening.floor;
@@ -259,8 +314,12 @@ async fn open(
     let mut read = Vec::new();
     if let Some((from, to)) = &opening.read_back {
         match ctx.read_back.messages(user, from, to).await {
-            Ok((messages, reached)) => {
-                read = messages;
+            Ok(back) => {
+                read = back.messages;
+                let reached = back.reached;
+                for id in &back.known {
+                    sent.first_time(id);
+                }
                 floor.seen = Some(
                     floor
                         .seen
@@ -292,6 +351,9 @@ async fn open(
         let buffered = opening.replay.into_iter().filter_map(|m| floor.apply(m));
         let replay = read.into_iter().chain(buffered).collect();
         for message in replay::in_event_order(layout, replay, &opening.position) {
+            if !sent.first_time(message.event_id()) {
+                continue;
+            }
             io.send(session, message.frame).await?;
             ctx.metrics
                 .messages_sent
@@ -316,7 +378,7 @@ async fn live(
     stream: &mut MessageStream,
     io: &mut Interrupts<'_>,
     queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
-    floor: &mut Floor<'_>,
+    known: &mut Known<'_>,
     token_expires_at: i64,
 ) -> Result<std::convert::Infallible, End> {
     let settings = ctx.settings;
@@ -367,7 +429,7 @@ async fn live(
                 // The hub dropped our sender: only after an eviction, which the branch above
                 // reports; end quietly otherwise.
                 let Some(message) = next else { return Err(End::SlowConsumer) };
-                let Some(message) = floor.apply(message) else { continue };
+                let Some(message) = known.pass(message) else { continue };
                 io.send(session, message.frame).await?;
                 ctx.metrics
                     .messages_sent

@@ -30,7 +30,7 @@
 
 use bytestring::ByteString;
 use events::time::rfc3339;
-use events::{AnyEvent, DeletedTaskView, ShareRole, TaskState, TaskView};
+use events::{AnyEvent, DeletedTaskView, Sees, TaskState, TaskView};
 use serde::Serialize;
 
 /// One message on its way to a connection: the rendered frame (shared by every connection of
@@ -51,6 +51,14 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// The id of the event the message is about (read from the frame's head).
+    pub fn event_id(&self) -> &str {
+        let head = &self.frame[..self.cursor_span.0 as usize];
+        head.split_once(r#""event_id":""#)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("", |(id, _)| id)
+    }
+
     /// The cursor the frame carries.
     pub fn cursor(&self) -> &str {
         &self.frame[self.cursor_span.0 as usize..self.cursor_span.1 as usize]
@@ -184,85 +192,77 @@ struct NotificationReport<'a> {
 type Reader = (String, serde_json::Result<String>);
 
 /// The readers of an event's message and the `data` each one gets; `None` for events the
-/// gateway does not forward.
+/// gateway does not forward. Who reads what is [`events::audience`], the one home of the rule
+/// (the reliability suite's ledger expects exactly these messages).
 fn readers_of(event: &AnyEvent) -> Option<(MessageKind, Vec<Reader>)> {
-    // The task as each of its readers sees it: the owner and every collaborator.
-    let task = |state: TaskState| -> Vec<Reader> {
-        let mut readers = Vec::with_capacity(1 + state.collaborators.len());
-        readers.push(state.owner_id.clone());
-        readers.extend(state.collaborators.iter().map(|c| c.user_id.clone()));
-        readers
-            .into_iter()
-            .filter_map(|user| {
-                let role = state.role_of(&user)?;
-                Some((user, serde_json::to_string(&TaskView::new(&state, role))))
-            })
-            .collect()
-    };
-    let one = |user: &str, data: serde_json::Result<String>| vec![(user.to_owned(), data)];
-    Some(match event {
-        AnyEvent::TaskCreated(e) => (MessageKind::TaskCreated, task(TaskState::from(e))),
-        AnyEvent::TaskUpdated(e) => (MessageKind::TaskUpdated, task(TaskState::from(e))),
-        AnyEvent::TaskCompleted(e) => (MessageKind::TaskCompleted, task(TaskState::from(e))),
-        AnyEvent::TaskAssigned(e) => (MessageKind::TaskAssigned, task(TaskState::from(e))),
-        AnyEvent::TaskShared(e) => {
-            let mut readers = task(TaskState::from(e));
-            if e.role == ShareRole::None {
-                // The removed collaborator hears that the task is gone for them, and no more.
-                let gone = DeletedTaskView {
-                    id: e.task_id.clone(),
-                    version: e.version,
-                    series_id: e.series_id.clone(),
-                    owner_id: e.user_id.clone(),
-                };
-                readers.push((e.shared_with_user_id.clone(), serde_json::to_string(&gone)));
-            }
-            (MessageKind::TaskShared, readers)
-        }
-        AnyEvent::TaskDeleted(e) => {
-            let data = serde_json::to_string(&DeletedTaskView::from(e)).ok()?;
-            let readers = std::iter::once(&e.user_id)
-                .chain(e.collaborators.iter().map(|c| &c.user_id))
-                .map(|user| (user.clone(), Ok(data.clone())))
-                .collect();
-            (MessageKind::TaskDeleted, readers)
-        }
-        AnyEvent::ReminderTriggered(e) => (
-            MessageKind::ReminderTriggered,
-            one(
-                &e.user_id,
-                serde_json::to_string(&ReminderFired {
-                    reminder_id: &e.reminder_id,
-                    task_id: &e.task_id,
-                    task_version: e.task_version,
-                    task_title: &e.task_title,
-                    due_at: opt_time(e.due_date),
-                    remind_at: rfc3339(e.remind_at),
-                    fired_at: rfc3339(e.fired_at),
-                    channel: e.channel.as_str(),
-                    late: e.late,
-                }),
-            ),
-        ),
-        AnyEvent::NotificationSent(e) => (
-            MessageKind::NotificationSent,
-            one(
-                &e.user_id,
-                serde_json::to_string(&NotificationReport {
-                    notification_id: &e.notification_id,
-                    reminder_id: e.reminder_id.as_deref(),
-                    task_id: e.task_id.as_deref(),
-                    channel: e.channel.as_str(),
-                    status: e.status.as_str(),
-                    attempts: e.attempts,
-                    sent_at: rfc3339(e.sent_at),
-                    error: e.error.as_deref(),
-                }),
-            ),
-        ),
+    let kind = match event {
+        AnyEvent::TaskCreated(_) => MessageKind::TaskCreated,
+        AnyEvent::TaskUpdated(_) => MessageKind::TaskUpdated,
+        AnyEvent::TaskCompleted(_) => MessageKind::TaskCompleted,
+        AnyEvent::TaskDeleted(_) => MessageKind::TaskDeleted,
+        AnyEvent::TaskShared(_) => MessageKind::TaskShared,
+        AnyEvent::TaskAssigned(_) => MessageKind::TaskAssigned,
+        AnyEvent::ReminderTriggered(_) => MessageKind::ReminderTriggered,
+        AnyEvent::NotificationSent(_) => MessageKind::NotificationSent,
         AnyEvent::UserRegistered(_) | AnyEvent::UserAuthenticated(_) | AnyEvent::UserUpdated(_) => {
             return None;
         }
+    };
+    let state = TaskState::from_event(event);
+    let readers = events::audience(event)
+        .into_iter()
+        .filter_map(|(user, sees)| {
+            let data = match sees {
+                Sees::Task(role) => serde_json::to_string(&TaskView::new(state.as_ref()?, role)),
+                Sees::Gone => serde_json::to_string(&gone(event)?),
+                Sees::Addressed => addressed(event)?,
+            };
+            Some((user, data))
+        })
+        .collect();
+    Some((kind, readers))
+}
+
+/// What a reader for whom the task is gone gets: its id and version (deleted, or their share
+/// removed).
+fn gone(event: &AnyEvent) -> Option<DeletedTaskView> {
+    match event {
+        AnyEvent::TaskDeleted(e) => Some(DeletedTaskView::from(e)),
+        AnyEvent::TaskShared(e) => Some(DeletedTaskView {
+            id: e.task_id.clone(),
+            version: e.version,
+            series_id: e.series_id.clone(),
+            owner_id: e.user_id.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The `data` of a reminder or notification, for the user it is addressed to.
+fn addressed(event: &AnyEvent) -> Option<serde_json::Result<String>> {
+    Some(match event {
+        AnyEvent::ReminderTriggered(e) => serde_json::to_string(&ReminderFired {
+            reminder_id: &e.reminder_id,
+            task_id: &e.task_id,
+            task_version: e.task_version,
+            task_title: &e.task_title,
+            due_at: opt_time(e.due_date),
+            remind_at: rfc3339(e.remind_at),
+            fired_at: rfc3339(e.fired_at),
+            channel: e.channel.as_str(),
+            late: e.late,
+        }),
+        AnyEvent::NotificationSent(e) => serde_json::to_string(&NotificationReport {
+            notification_id: &e.notification_id,
+            reminder_id: e.reminder_id.as_deref(),
+            task_id: e.task_id.as_deref(),
+            channel: e.channel.as_str(),
+            status: e.status.as_str(),
+            attempts: e.attempts,
+            sent_at: rfc3339(e.sent_at),
+            error: e.error.as_deref(),
+        }),
+        _ => return None,
     })
 }
 
@@ -346,7 +346,7 @@ pub fn resync(cursor: &str, reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use events::{Event, sample};
+    use events::{Event, ShareRole, sample};
     use serde_json::Value;
 
     fn frame(event: AnyEvent) -> Value {
@@ -354,6 +354,7 @@ mod tests {
         assert_eq!(rendered.len(), 1, "one reader");
         let message = rendered.remove(0).outbound("c3", None);
         assert_eq!(message.cursor(), "c3");
+        assert_eq!(message.event_id(), event.event_id());
         serde_json::from_str(&message.frame).expect("valid JSON")
     }
 

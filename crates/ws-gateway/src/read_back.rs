@@ -29,6 +29,21 @@ use crate::replay::Gap;
 /// Read-backs running at once: each is a Kafka consumer of its own.
 const CONCURRENT: usize = 4;
 
+/// Messages read before the cursor on each partition, for their ids only: an event published
+/// twice has its second copy close behind the first, and a client that had the first must not
+/// get the second after the cursor.
+const LOOKBEHIND: i64 = 1000;
+
+/// What a read-back found.
+pub struct ReadBackResult {
+    /// The user's messages after the cursor.
+    pub messages: Vec<Outbound>,
+    /// The position reached (the cursor joined with the read-back's end).
+    pub reached: Position,
+    /// Ids of the user's events just before the cursor: the client has them.
+    pub known: Vec<String>,
+}
+
 pub struct ReadBack {
     kafka: KafkaAccess,
     codec: Arc<EventCodec>,
@@ -68,7 +83,7 @@ impl ReadBack {
         user: &str,
         from: &Position,
         to: &Position,
-    ) -> Result<(Vec<Outbound>, Position), Gap> {
+    ) -> Result<ReadBackResult, Gap> {
         let wanted: Vec<(usize, i64, i64)> = from
             .iter()
             .zip(to.iter())
@@ -80,7 +95,11 @@ impl ReadBack {
             return Err(Gap::TooFar);
         }
         match tokio::time::timeout(self.timeout, self.read(user, from, &wanted)).await {
-            Ok(Ok(messages)) => Ok((messages, from.joined(to))),
+            Ok(Ok((messages, known))) => Ok(ReadBackResult {
+                messages,
+                reached: from.joined(to),
+                known,
+            }),
             Ok(Err(gap)) => Err(gap),
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "read-back did not finish in time");
@@ -94,7 +113,7 @@ impl ReadBack {
         user: &str,
         from: &Position,
         wanted: &[(usize, i64, i64)],
-    ) -> Result<Vec<Outbound>, Gap> {
+    ) -> Result<(Vec<Outbound>, Vec<String>), Gap> {
         let _permit = self.permits.acquire().await.map_err(|_| Gap::Unavailable)?;
         let consumer: StreamConsumer = self
             .kafka
@@ -104,11 +123,33 @@ impl ReadBack {
             .set("auto.offset.reset", "error")
             .create()
             .map_err(|e| unavailable(&e))?;
+        // Where each partition starts: the cursor (its messages older than the topic's
+        // retention mean resync), less the look-behind, within what Kafka still holds.
+        let consumer = Arc::new(consumer);
+        let (probe, layout, timeout) = (consumer.clone(), self.layout.clone(), self.timeout);
+        let slots: Vec<(usize, i64)> = wanted.iter().map(|(s, start, _)| (*s, *start)).collect();
+        let starts = tokio::task::spawn_blocking(move || {
+            slots
+                .into_iter()
+                .map(|(slot, start)| {
+                    let (topic, partition) = layout.slots()[slot];
+                    let (low, _) = probe.fetch_watermarks(topic.name(), partition, timeout)?;
+                    Ok((slot, start, low))
+                })
+                .collect::<Result<Vec<_>, KafkaError>>()
+        })
+        .await
+        .map_err(|_| Gap::Unavailable)?
+        .map_err(|e| unavailable(&e))?;
         let mut partitions = rdkafka::TopicPartitionList::new();
-        for (slot, start, _) in wanted {
-            let (topic, partition) = self.layout.slots()[*slot];
+        for (slot, start, low) in starts {
+            if start < low {
+                return Err(Gap::TooOld);
+            }
+            let (topic, partition) = self.layout.slots()[slot];
+            let from = (start - LOOKBEHIND).max(low);
             partitions
-                .add_partition_offset(topic.name(), partition, rdkafka::Offset::Offset(*start))
+                .add_partition_offset(topic.name(), partition, rdkafka::Offset::Offset(from))
                 .map_err(|e| unavailable(&e))?;
         }
         consumer.assign(&partitions).map_err(|e| unavailable(&e))?;
@@ -124,11 +165,12 @@ impl ReadBack {
         user: &str,
         from: &Position,
         wanted: &[(usize, i64, i64)],
-    ) -> Result<Vec<Outbound>, Gap> {
+    ) -> Result<(Vec<Outbound>, Vec<String>), Gap> {
         let mut remaining: Vec<(usize, i64)> =
             wanted.iter().map(|(s, _, end)| (*s, *end)).collect();
         let mut seen = from.clone();
         let mut out = Vec::new();
+        let mut known = Vec::new();
         while !remaining.is_empty() {
             let message = match consumer.recv().await {
                 Ok(m) => m,
@@ -150,7 +192,14 @@ impl ReadBack {
                 continue;
             };
             let end = remaining[i].1;
-            if offset < end {
+            if offset < from.get(slot) {
+                // Looking behind the cursor: what the client has, by id.
+                if let Ok(event) = self.codec.decode(message.topic(), message.payload()).await
+                    && messages::render(&event).iter().any(|r| r.user_id == user)
+                {
+                    known.push(event.event_id().to_owned());
+                }
+            } else if offset < end {
                 seen.advance(slot, offset + 1);
                 // An undecodable message went to the dead-letter topic for the live path
                 // too: skipping it here matches what the client would have been sent.
@@ -168,7 +217,7 @@ impl ReadBack {
                 remaining.swap_remove(i);
             }
         }
-        Ok(out)
+        Ok((out, known))
     }
 }
 
