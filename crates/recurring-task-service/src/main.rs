@@ -5,5 +5,10 @@ use service_kit::config::exit_on_error;
 async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init("recurring-task-service");
     let config = exit_on_error(Config::from_env());
-    Application::build(config).await?.run_until_stopped().await
+    let result = match Application::build(config).await {
+        Ok(app) => app.run_until_stopped().await,
+        Err(e) => Err(e),
+    };
+    service_kit::telemetry::shutdown().await;
+    result
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
-use crate::telemetry::TraceContext;
+use crate::telemetry::{self, TraceContext};
 
 /// Base of the stable `type` URIs of problem documents.
 pub const PROBLEM_BASE: &str = "https://todo-platform.dev/problems/";
@@ -371,17 +371,22 @@ pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let trace = TraceContext::from_header_or_new(
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    )
-    .child();
-    req.extensions_mut().insert(trace);
+    let parent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().to_string();
-    let span =
-        tracing::info_span!("request", trace_id = %trace.trace_id(), %method, path = %req.path());
+    let span = tracing::info_span!(
+        "request",
+        trace_id = tracing::field::Empty,
+        %method,
+        path = %req.path(),
+    );
+    // The request's own span context: what its outbox rows and the response carry.
+    let trace = telemetry::continue_trace(&span, parent);
+    req.extensions_mut().insert(trace);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();

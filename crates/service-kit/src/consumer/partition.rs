@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::{
     EventHandler, EventMeta, HandleError, KafkaConsumer, PartitionState, Received, Shared,
 };
-use crate::telemetry::TraceContext;
+use crate::telemetry::{self, TraceContext};
 
 /// A queue falls back under this fraction of its bound before its partition resumes.
 const RESUME_DIVISOR: usize = 2;
@@ -245,14 +245,19 @@ async fn process_one<H: EventHandler>(
     topic: Topic,
     message: &OwnedMessage,
 ) -> Outcome {
-    let meta = meta_of(message, topic);
+    let mut meta = meta_of(message, topic);
     let span = tracing::info_span!(
         "event",
-        trace_id = %meta.trace.trace_id(),
+        trace_id = tracing::field::Empty,
         topic = %topic,
         partition = meta.partition,
         offset = meta.offset,
     );
+    // Handling is a step of the producer's trace; what the handler causes carries this span's
+    // context on.
+    let parent = events::publish::header_str(message, events::headers::TRACEPARENT)
+        .and_then(TraceContext::parse);
+    meta.trace = telemetry::continue_trace(&span, parent);
     async {
         let mut attempt: u32 = 0;
         loop {

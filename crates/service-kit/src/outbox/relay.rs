@@ -44,6 +44,7 @@ use super::store::{self, OutboxRow};
 use crate::consumer::RetryPolicy;
 use crate::db::{Backend, Database, DbConnection, DbError};
 use crate::shutdown::Shutdown;
+use crate::telemetry::{self, TraceContext};
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
@@ -419,7 +420,10 @@ impl OutboxRelay {
                 key: events::headers::PRODUCER,
                 value: Some(self.service.name()),
             });
-            if let Some(tp) = &row.traceparent {
+            // The publish, a step of the row's trace, open until the brokers answered; the
+            // message carries its context, so each consumer's handling is its child.
+            let (span, traceparent) = publish_span(row);
+            if let Some(tp) = &traceparent {
                 headers = headers.insert(Header {
                     key: events::headers::TRACEPARENT,
                     value: Some(tp.as_str()),
@@ -431,14 +435,21 @@ impl OutboxRelay {
                 .headers(headers);
             // `send_result` enqueues synchronously, so rows enter the producer in seq order.
             match self.producer.send_result(record) {
-                Ok(delivery) => in_flight.push((row, delivery)),
+                Ok(delivery) => in_flight.push((row, span.clone(), delivery)),
                 Err((e, _)) => {
                     outcome.failure = Some((rows.len() - i, format!("cannot enqueue: {e}")));
                     break;
                 }
             }
         }
-        let (rows_in_flight, deliveries): (Vec<&OutboxRow>, Vec<_>) = in_flight.into_iter().unzip();
+        let mut rows_in_flight = Vec::with_capacity(in_flight.len());
+        let mut deliveries = Vec::with_capacity(in_flight.len());
+        let mut open_spans = Vec::with_capacity(in_flight.len());
+        for (row, span, delivery) in in_flight {
+            rows_in_flight.push(row);
+            open_spans.push(span);
+            deliveries.push(delivery);
+        }
         let results = join_all(deliveries).await;
         let now = events::now_millis();
         let mut failed = 0;
@@ -470,6 +481,8 @@ impl OutboxRelay {
             let (before, reason) = outcome.failure.take().unwrap_or((0, e));
             outcome.failure = Some((before + failed, reason));
         }
+        // The publish spans end once every acknowledgement is in.
+        drop(open_spans);
         outcome
     }
 
@@ -567,6 +580,24 @@ pub async fn monitor(db: Database, metrics: OutboxMetrics, retention: Duration, 
             }
         }
     }
+}
+
+/// The `outbox publish` span of a row and the `traceparent` its message carries: the span's
+/// own context with traces on; the row's as written with them off (no span is made then).
+fn publish_span(row: &OutboxRow) -> (tracing::Span, Option<String>) {
+    if !telemetry::traces_enabled() {
+        return (tracing::Span::none(), row.traceparent.clone());
+    }
+    let span = tracing::info_span!(
+        "outbox publish",
+        trace_id = tracing::field::Empty,
+        topic = %row.topic,
+        event_id = %row.event_id,
+        seq = row.seq,
+    );
+    let parent = row.traceparent.as_deref().and_then(TraceContext::parse);
+    let own = telemetry::continue_trace(&span, parent);
+    (span, Some(own.header()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use events::{AnyEvent, Event};
 
 use crate::db::{DbConnection, DbError};
+use crate::telemetry::{self, TraceContext};
 
 diesel::table! {
     event_outbox (seq) {
@@ -86,6 +87,8 @@ pub struct OutboxRow {
 /// skipped (its cause was applied already: a replayed consumer, a retried request); returns how
 /// many rows were written.
 pub fn insert(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<usize, DbError> {
+    let (_spans, traced) = write_spans(rows);
+    let rows = traced.as_deref().unwrap_or(rows);
     let mut inserted = 0;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         inserted += match conn {
@@ -116,6 +119,8 @@ pub fn insert(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<usize, D
 /// multi-row statement per 500 rows on both databases (SQLite has no multi-row upsert in
 /// diesel, which made [`insert`] one statement per row there).
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<(), DbError> {
+    let (_spans, traced) = write_spans(rows);
+    let rows = traced.as_deref().unwrap_or(rows);
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         match conn {
             DbConnection::Sqlite(c) => diesel::insert_into(event_outbox::table)
@@ -127,6 +132,34 @@ pub fn insert_new(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<(), 
         };
     }
     Ok(())
+}
+
+/// With traces on, an `outbox write` span per row, a step of the trace the row carries, open
+/// until the statements ran (drop them after); and the rows carrying their span's context, so
+/// the relay's publish is its child. Traces off: nothing, and the rows stay as they are.
+fn write_spans(rows: &[NewOutboxRow]) -> (Vec<tracing::Span>, Option<Vec<NewOutboxRow>>) {
+    if !telemetry::traces_enabled() {
+        return (Vec::new(), None);
+    }
+    let (spans, rows) = rows
+        .iter()
+        .map(|row| {
+            let span = tracing::info_span!(
+                "outbox write",
+                trace_id = tracing::field::Empty,
+                topic = %row.topic,
+                event_id = %row.event_id,
+            );
+            let parent = row.traceparent.as_deref().and_then(TraceContext::parse);
+            let own = telemetry::continue_trace(&span, parent);
+            let row = NewOutboxRow {
+                traceparent: Some(own.header()),
+                ..row.clone()
+            };
+            (span, row)
+        })
+        .unzip();
+    (spans, Some(rows))
 }
 
 /// The oldest rows still to publish, in the order they must be published.
