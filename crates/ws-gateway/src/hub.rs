@@ -295,7 +295,7 @@ impl Hub {
             position.advance(slot, offset + 1);
             state.cursor = self.layout.encode(position);
         }
-        let mut queued = 0;
+        let (mut queued, mut dropped) = (0, 0);
         for event in readers {
             // An event reaches each of its readers once: its id per reader.
             if !state
@@ -306,25 +306,34 @@ impl Hub {
                 continue;
             }
             let message = event.outbound(&state.cursor, at);
-            queued += Self::queue(state, &self.metrics, &event.user_id, &message);
-            let user: Arc<str> = match state.replay_key(&event.user_id) {
-                Some(key) => key,
-                None => Arc::from(event.user_id.as_str()),
-            };
+            let (q, d) = Self::queue(state, &self.metrics, &event.user_id, &message);
+            (queued, dropped) = (queued + q, dropped + d);
             if message.at.is_some() {
+                let user: Arc<str> = match state.replay_key(&event.user_id) {
+                    Some(key) => key,
+                    None => Arc::from(event.user_id.as_str()),
+                };
                 state.replay.record(&user, message, now);
             }
         }
         self.metrics.replay_buffered.set(state.replay.len() as i64);
-        self.update_gauges(state);
+        if dropped > 0 {
+            self.update_gauges(state);
+        }
         drop(guard);
         queued
     }
 
-    /// Queue `message` to every connection of `user`, dropping those that cannot take it.
-    fn queue(state: &mut State, metrics: &GatewayMetrics, user: &str, message: &Outbound) -> usize {
+    /// Queue `message` to every connection of `user`, dropping those that cannot take it;
+    /// how many took it and how many were dropped.
+    fn queue(
+        state: &mut State,
+        metrics: &GatewayMetrics,
+        user: &str,
+        message: &Outbound,
+    ) -> (usize, usize) {
         let Some(subs) = state.users.get_mut(user) else {
-            return 0;
+            return (0, 0);
         };
         let mut queued = 0;
         let mut dropped = 0;
@@ -352,7 +361,7 @@ impl Hub {
         if subs.is_empty() {
             state.users.remove(user);
         }
-        queued
+        (queued, dropped)
     }
 
     /// Periodic housekeeping: age out replay messages and forget idle users.

@@ -195,7 +195,7 @@ impl ReadBack {
             if offset < from.get(slot) {
                 // Looking behind the cursor: what the client has, by id.
                 if let Ok(event) = self.codec.decode(message.topic(), message.payload()).await
-                    && messages::render(&event).iter().any(|r| r.user_id == user)
+                    && events::audience::sees(&event, user)
                 {
                     known.push(event.event_id().to_owned());
                 }
