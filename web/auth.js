@@ -6,6 +6,7 @@ import { localTimeZone } from './format.js';
 import { toast } from './toast.js';
 import { elements, loadTasks, selectView } from './tasks.js';
 import { live } from './live.js';
+import { initPush } from './push.js';
 
 // Sign-in
 
@@ -125,6 +126,7 @@ export async function start() {
     if (state.token) toast({ title: 'Could not load your account', body: e.message, kind: 'error' });
     return;
   }
+  initPush().catch(() => {});
   await loadTasks();
   live.start();
 }

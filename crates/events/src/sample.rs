@@ -226,8 +226,14 @@ pub fn user_updated(user_id: &str) -> UserUpdatedEvent {
         email: format!("{user_id}@example.com"),
         name: None,
         timezone: "America/New_York".into(),
-        notification_channels: vec![NotificationChannel::Webhook],
+        notification_channels: vec![NotificationChannel::Webhook, NotificationChannel::Push],
         webhook_url: None,
+        push_subscriptions: vec![crate::model::PushSubscription {
+            id: id(),
+            endpoint: "https://push.example.com/send/abc".into(),
+            p256dh: "BPublicKeyOfTheBrowser".into(),
+            auth_sealed: "c2VhbGVk".into(),
+        }],
     }
 }
 

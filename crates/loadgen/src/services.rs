@@ -93,6 +93,7 @@ pub async fn start_task_api(
         verifier: TokenVerifier::from_pem(&keys.1)?,
         webhook_key: WebhookKey::new("loadgen-webhook-signing-key-of-40-chars!"),
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
+        vapid_public_key: None,
         consumer_group: group_at_end("loadgen-task-api", Service::TaskApi.consumes()).await?,
         login_limits: task_api::config::LoginLimits::default(),
         outbox: task_api::config::OutboxSettings::default(),

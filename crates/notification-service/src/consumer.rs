@@ -24,7 +24,7 @@ use crate::domain::schedule::TaskSnapshot;
 use crate::domain::{DeliveryState, ReminderState, channels_from_text, channels_to_text};
 use crate::metrics::NotificationMetrics;
 use crate::storage::deliveries::{self, NewDelivery};
-use crate::storage::reminders;
+use crate::storage::{push, reminders};
 use crate::storage::tasks::{self, ScheduleChange};
 use crate::storage::users::{self, UserRow};
 
@@ -185,7 +185,11 @@ fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbErr
                 profile_version: e.version,
                 updated_at: now,
             };
-            users::record(conn, &row).map(|applied| Effect::Profile { applied })
+            let applied = users::record(conn, &row)?;
+            if applied {
+                push::replace(conn, &e.user_id, &push::rows_of(e))?;
+            }
+            Ok(Effect::Profile { applied })
         }
         AnyEvent::ReminderTriggered(e) => record_delivery(conn, e, &item.trace, now),
         _ => Ok(Effect::Ignored("not_consumed")),

@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
+use crate::delivery::push::PushSender;
 use crate::delivery::webhook::WebhookSender;
+use service_kit::push::PushSealKey;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
 use crate::metrics::NotificationMetrics;
@@ -87,6 +89,17 @@ impl Application {
                 .map_err(anyhow::Error::msg)?,
             webhook: WebhookSender::new(config.webhook.key.clone(), config.webhook.timeout)
                 .map_err(anyhow::Error::msg)?,
+            push: match &config.push {
+                Some(settings) => Some(
+                    PushSender::new(
+                        settings,
+                        PushSealKey::derive(&config.webhook.key),
+                        db.clone(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            },
             app_base_url: config.app_base_url.clone(),
         };
         let scheduler = tokio::spawn(due_loop::run(

@@ -9,6 +9,7 @@
 //! window in which a message can go out twice).
 
 pub mod email;
+pub mod push;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::scheduler::outbox_entry;
 use crate::storage::deliveries::{self, DeliveryRow};
 use crate::storage::users::{self, UserRow};
 use email::EmailSender;
+use push::PushSender;
 use webhook::WebhookSender;
 
 /// Tries to record an outcome while the database is away, before leaving it to the lease.
@@ -53,6 +55,8 @@ pub const CHANNEL_DISABLED: &str = "channel disabled by user";
 pub struct Channels {
     pub email: EmailSender,
     pub webhook: WebhookSender,
+    /// `None` when VAPID is not configured: the push channel is unavailable.
+    pub push: Option<PushSender>,
     pub app_base_url: String,
 }
 
@@ -234,6 +238,12 @@ async fn deliver(
                 )
                 .await
         }
+        NotificationChannel::Push => match &channels.push {
+            Some(push) => push.send(&row.user_id, &notice).await,
+            None => Err(AttemptError::Permanent(
+                "push is not configured on this server (VAPID_PRIVATE_KEY unset)".to_owned(),
+            )),
+        },
     }
 }
 

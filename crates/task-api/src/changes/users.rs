@@ -124,7 +124,14 @@ fn update_in(
     if !users::update_profile(conn, &next, user.version)? {
         return Err(ChangeError::Raced);
     }
+    announce(conn, &next, traceparent)?;
+    Ok(next)
+}
+
+/// The user.updated of a new profile version: the whole profile, push subscriptions included.
+pub(crate) fn announce(conn: &mut DbConnection, next: &User, traceparent: &str) -> Result<(), DbError> {
     let p = &next.profile;
+    let subscriptions = crate::storage::push::of_user(conn, &next.id)?;
     outbox::enqueue(
         conn,
         &UserUpdatedEvent {
@@ -137,10 +144,10 @@ fn update_in(
             timezone: p.timezone.clone(),
             notification_channels: p.notification_channels.clone(),
             webhook_url: p.webhook_url.clone(),
+            push_subscriptions: crate::storage::push::as_event(&subscriptions),
         },
         Some(traceparent),
-    )?;
-    Ok(next)
+    )
 }
 
 /// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.

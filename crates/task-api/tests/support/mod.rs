@@ -31,6 +31,8 @@ pub struct Options {
     pub outbox: OutboxSettings,
     /// Key pair shared with another instance (private, public PEM).
     pub keys: Option<(String, String)>,
+    /// `VAPID_PUBLIC_KEY`: push offered when set.
+    pub vapid_public_key: Option<String>,
 }
 
 impl Options {
@@ -50,6 +52,7 @@ impl Options {
                 ..OutboxSettings::default()
             },
             keys: None,
+            vapid_public_key: None,
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         verifier,
         webhook_key: WebhookKey::new("test-webhook-signing-key-of-32-chars!!"),
         ws_public_url: "ws://127.0.0.1:8001".into(),
+        vapid_public_key: opts.vapid_public_key.clone(),
         consumer_group: group,
         login_limits: opts.login_limits,
         outbox: opts.outbox,

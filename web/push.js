@@ -1,0 +1,108 @@
+// Web Push: the "Push" button in the top bar subscribes this browser (a service worker, /sw.js,
+// and pushManager.subscribe with the server's VAPID public key from /api/config), posts the
+// subscription to task-api and adds the push channel to the profile; pressed again, it
+// unsubscribes. Hidden when the server has no VAPID key or the browser has no push.
+
+import { $, state } from './state.js';
+import { api } from './api.js';
+import { toast } from './toast.js';
+
+const supported = () =>
+  'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+
+/** base64url (the VAPID public key) -> bytes, as applicationServerKey wants them. */
+function keyBytes(base64url) {
+  const base64 = base64url.replace(/-/g, '+').replace(/_/g, '/');
+  const raw = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+async function registration() {
+  await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+  return navigator.serviceWorker.ready;
+}
+
+function show(subscribed) {
+  const button = $('push-toggle');
+  button.hidden = false;
+  button.setAttribute('aria-pressed', String(subscribed));
+  button.textContent = subscribed ? 'Push on' : 'Push off';
+}
+
+/** Store the browser's subscription at task-api (the same endpoint again changes nothing). */
+async function remember(subscription) {
+  return api('POST', '/api/me/push-subscriptions', subscription.toJSON());
+}
+
+async function withChannel(on) {
+  const me = await api('GET', '/api/me');
+  const channels = me.notification_channels.filter((c) => c !== 'push');
+  if (on) channels.push('push');
+  if (channels.length !== me.notification_channels.length || on !== me.notification_channels.includes('push')) {
+    state.me = await api('PATCH', '/api/me', { notification_channels: channels });
+  }
+}
+
+export async function subscribe() {
+  if ((await Notification.requestPermission()) !== 'granted') {
+    throw new Error('Notifications are blocked for this site');
+  }
+  const reg = await registration();
+  const subscription =
+    (await reg.pushManager.getSubscription()) ||
+    (await reg.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: keyBytes(state.config.vapid_public_key),
+    }));
+  const stored = await remember(subscription);
+  await withChannel(true);
+  show(true);
+  return stored;
+}
+
+export async function unsubscribe() {
+  const reg = await registration();
+  const subscription = await reg.pushManager.getSubscription();
+  if (subscription) {
+    const stored = await api('GET', '/api/me/push-subscriptions');
+    const mine = stored.find((s) => s.endpoint === subscription.endpoint);
+    if (mine) await api('DELETE', `/api/me/push-subscriptions/${encodeURIComponent(mine.id)}`);
+    await subscription.unsubscribe();
+  }
+  show(false);
+}
+
+async function toggle() {
+  const button = $('push-toggle');
+  button.disabled = true;
+  try {
+    if (button.getAttribute('aria-pressed') === 'true') await unsubscribe();
+    else await subscribe();
+  } catch (e) {
+    toast({ title: 'Push notifications', body: e.message, kind: 'error' });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** After sign-in: show the button, and tell task-api again about this browser's subscription
+ * (a deleted row comes back while the browser still has it; a gone one the browser drops). */
+export async function initPush() {
+  const button = $('push-toggle');
+  if (!state.config?.vapid_public_key || !supported()) {
+    button.hidden = true;
+    return;
+  }
+  if (!button.dataset.wired) {
+    button.addEventListener('click', toggle);
+    button.dataset.wired = 'true';
+  }
+  const reg = await navigator.serviceWorker.getRegistration('/');
+  const subscription = reg ? await reg.pushManager.getSubscription() : null;
+  if (subscription && Notification.permission === 'granted') {
+    await remember(subscription).catch(() => {});
+    show(true);
+  } else {
+    show(false);
+  }
+}
