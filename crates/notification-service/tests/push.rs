@@ -59,7 +59,7 @@ impl Browser {
 
     /// What the service worker would get: the message decrypted with this browser's keys.
     fn decrypt(&self, message: &PushMessage) -> serde_json::Value {
-        let auth = web_push_native::Auth::clone_from_slice(&self.auth);
+        let auth = web_push_native::Auth::from(self.auth);
         let plain = web_push_native::decrypt(message.body.clone(), &self.secret, &auth)
             .expect("the message decrypts with the subscription's keys");
         serde_json::from_slice(&plain).unwrap()

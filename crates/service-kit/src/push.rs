@@ -78,10 +78,13 @@ impl PushSealKey {
             return Err(SealError("too short"));
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("split at NONCE_BYTES"));
         let aad = associated_data(user_id, endpoint);
         self.0
             .decrypt(
-                Nonce::from_slice(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: &aad,

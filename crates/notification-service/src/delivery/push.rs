@@ -192,15 +192,16 @@ impl PushSender {
             .seal
             .open(&s.user_id, &s.endpoint, &s.auth_sealed)
             .map_err(|e| e.to_string())?;
-        if auth.len() != service_kit::push::AUTH_BYTES {
-            return Err("the auth secret is not 16 bytes".to_owned());
-        }
+        let auth: [u8; service_kit::push::AUTH_BYTES] = auth
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the auth secret is not 16 bytes".to_owned())?;
         let p256dh = BASE64URL
             .decode(&s.p256dh)
             .ok()
             .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
             .ok_or("the p256dh key is not a P-256 public key")?;
-        let request = WebPushBuilder::new(uri, p256dh, Auth::clone_from_slice(&auth))
+        let request = WebPushBuilder::new(uri, p256dh, Auth::from(auth))
             .with_valid_duration(TTL)
             .build(body.to_vec())
             .map_err(|e| format!("cannot encrypt the message: {e}"))?;

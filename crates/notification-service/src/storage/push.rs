@@ -34,9 +34,11 @@ pub fn replace(
         .iter()
         .filter(|r| !gone.contains(&r.endpoint) && seen.insert(r.endpoint.as_str()))
         .collect();
-    if !live.is_empty() {
+    // One statement per row: a user has a few browsers, and a multi-row insert is not
+    // expressible for the two-backend connection.
+    for row in live {
         diesel::insert_into(push_subscriptions::table)
-            .values(live)
+            .values(row)
             .execute(conn)?;
     }
     Ok(())
