@@ -24,9 +24,9 @@ use crate::domain::schedule::TaskSnapshot;
 use crate::domain::{DeliveryState, ReminderState, channels_from_text, channels_to_text};
 use crate::metrics::NotificationMetrics;
 use crate::storage::deliveries::{self, NewDelivery};
-use crate::storage::{push, reminders};
 use crate::storage::tasks::{self, ScheduleChange};
 use crate::storage::users::{self, UserRow};
+use crate::storage::{push, reminders};
 
 pub struct NotificationConsumer {
     db: Database,

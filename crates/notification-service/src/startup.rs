@@ -23,11 +23,11 @@ use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
 use crate::delivery::push::PushSender;
 use crate::delivery::webhook::WebhookSender;
-use service_kit::push::PushSealKey;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
 use crate::metrics::NotificationMetrics;
 use crate::scheduler::ReminderScheduler;
+use service_kit::push::PushSealKey;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -47,6 +47,7 @@ impl TaskApi {
                 "recurring-e2e-webhook-signing-key-32chars",
             ),
             ws_public_url: "ws://127.0.0.1:8001".into(),
+            vapid_public_key: None,
             consumer_group: group,
             login_limits: task_api::config::LoginLimits::default(),
             outbox: task_api::config::OutboxSettings {

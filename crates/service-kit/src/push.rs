@@ -13,8 +13,8 @@
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -62,7 +62,13 @@ impl PushSealKey {
         let aad = associated_data(user_id, endpoint);
         let sealed = self
             .0
-            .encrypt(&nonce, Payload { msg: auth, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: auth,
+                    aad: &aad,
+                },
+            )
             .unwrap_or_else(|_| unreachable!("AES-GCM seals any message this short"));
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -162,7 +168,11 @@ mod tests {
         assert!(k.open("u2", "https://push.example/abc", &sealed).is_err());
         assert!(k.open("u1", "https://push.example/abd", &sealed).is_err());
         let other = key("another-server-key-of-32-characters!!");
-        assert!(other.open("u1", "https://push.example/abc", &sealed).is_err());
+        assert!(
+            other
+                .open("u1", "https://push.example/abc", &sealed)
+                .is_err()
+        );
         assert!(k.open("u1", "https://push.example/abc", "x").is_err());
     }
 

@@ -43,7 +43,13 @@ async fn with_push(backend: Backend) -> TestApp {
     spawn_with(opts).await
 }
 
-async fn send(app: &TestApp, user: &TestUser, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn send(
+    app: &TestApp,
+    user: &TestUser,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = app.req(method, path, Some(&user.token));
     if let Some(b) = body {
         r = r.json(&b);
@@ -56,7 +62,15 @@ async fn send(app: &TestApp, user: &TestUser, method: Method, path: &str, body: 
 #[tokio::test]
 async fn push_subscriptions_are_stored_per_browser_announced_sealed_and_removed() {
     let app = with_push(Backend::Postgres).await;
-    let config: Value = app.http.get(app.url("/api/config")).send().await.unwrap().json().await.unwrap();
+    let config: Value = app
+        .http
+        .get(app.url("/api/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(config["vapid_public_key"], vapid_public_key());
 
     let user = app.new_user().await;
@@ -66,16 +80,39 @@ async fn push_subscriptions_are_stored_per_browser_announced_sealed_and_removed(
     let path = "/api/me/push-subscriptions";
     let (status, stored) = send(&app, &user, Method::POST, path, Some(laptop.clone())).await;
     assert_eq!(status, 201, "{stored}");
-    assert_eq!((&stored["endpoint"], &stored["keys"]), (&laptop["endpoint"], &laptop["keys"]));
+    assert_eq!(
+        (&stored["endpoint"], &stored["keys"]),
+        (&laptop["endpoint"], &laptop["keys"])
+    );
     let (status, again) = send(&app, &user, Method::POST, path, Some(laptop.clone())).await;
-    assert_eq!((status, &again["id"]), (200, &stored["id"]), "the same browser again");
-    assert_eq!(send(&app, &user, Method::POST, path, Some(phone.clone())).await.0, 201);
+    assert_eq!(
+        (status, &again["id"]),
+        (200, &stored["id"]),
+        "the same browser again"
+    );
+    assert_eq!(
+        send(&app, &user, Method::POST, path, Some(phone.clone()))
+            .await
+            .0,
+        201
+    );
     let (_, list) = send(&app, &user, Method::GET, path, None).await;
-    let endpoints: Vec<&Value> = list.as_array().unwrap().iter().map(|s| &s["endpoint"]).collect();
+    let endpoints: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["endpoint"])
+        .collect();
     assert_eq!(endpoints, [&laptop["endpoint"], &phone["endpoint"]]);
 
     // Each change is a profile version on user.updated; the last lists both, auth sealed.
-    let events = wait_for_published(Topic::UserUpdated, &updated_from, &keys([user.id.clone()]), 2).await;
+    let events = wait_for_published(
+        Topic::UserUpdated,
+        &updated_from,
+        &keys([user.id.clone()]),
+        2,
+    )
+    .await;
     let AnyEvent::UserUpdated(last) = &events.last().unwrap().event else {
         panic!("a user.updated")
     };
@@ -86,12 +123,24 @@ async fn push_subscriptions_are_stored_per_browser_announced_sealed_and_removed(
         assert_eq!(sent.endpoint, browser["endpoint"].as_str().unwrap());
         assert_eq!(sent.p256dh, browser["keys"]["p256dh"].as_str().unwrap());
         let auth = browser["keys"]["auth"].as_str().unwrap();
-        assert!(!sent.auth_sealed.contains(auth), "the auth secret is not on the topic in clear");
-        let opened = seal.open(&user.id, &sent.endpoint, &sent.auth_sealed).unwrap();
+        assert!(
+            !sent.auth_sealed.contains(auth),
+            "the auth secret is not on the topic in clear"
+        );
+        let opened = seal
+            .open(&user.id, &sent.endpoint, &sent.auth_sealed)
+            .unwrap();
         assert_eq!(BASE64URL.encode(opened), auth);
     }
 
-    let (status, me) = send(&app, &user, Method::PATCH, "/api/me", Some(json!({"notification_channels": ["email", "push"]}))).await;
+    let (status, me) = send(
+        &app,
+        &user,
+        Method::PATCH,
+        "/api/me",
+        Some(json!({"notification_channels": ["email", "push"]})),
+    )
+    .await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["notification_channels"], json!(["email", "push"]));
 
@@ -101,7 +150,14 @@ async fn push_subscriptions_are_stored_per_browser_announced_sealed_and_removed(
     assert_eq!(send(&app, &user, Method::DELETE, &one, None).await.0, 404);
     let other = app.new_user().await;
     let phone_id = list[1]["id"].as_str().unwrap();
-    let (status, _) = send(&app, &other, Method::DELETE, &format!("{path}/{phone_id}"), None).await;
+    let (status, _) = send(
+        &app,
+        &other,
+        Method::DELETE,
+        &format!("{path}/{phone_id}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 404, "another user's subscription is not found");
     let (_, list) = send(&app, &user, Method::GET, path, None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -115,15 +171,52 @@ async fn push_subscriptions_are_stored_per_browser_announced_sealed_and_removed(
 #[tokio::test]
 async fn push_is_refused_with_409_where_no_vapid_key_is_configured() {
     let app = spawn_app(Backend::Sqlite).await;
-    let config: Value = app.http.get(app.url("/api/config")).send().await.unwrap().json().await.unwrap();
+    let config: Value = app
+        .http
+        .get(app.url("/api/config"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(config["vapid_public_key"], Value::Null);
     let user = app.new_user().await;
     let subscription = browser_subscription("https://push.example.com/send/x", 5);
-    let (status, problem) = send(&app, &user, Method::POST, "/api/me/push-subscriptions", Some(subscription)).await;
-    assert_eq!((status, problem["type"].as_str().unwrap().ends_with("push-unavailable")), (409, true), "{problem}");
-    let (status, _) = send(&app, &user, Method::PATCH, "/api/me", Some(json!({"notification_channels": ["push"]}))).await;
+    let (status, problem) = send(
+        &app,
+        &user,
+        Method::POST,
+        "/api/me/push-subscriptions",
+        Some(subscription),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            problem["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("push-unavailable")
+        ),
+        (409, true),
+        "{problem}"
+    );
+    let (status, _) = send(
+        &app,
+        &user,
+        Method::PATCH,
+        "/api/me",
+        Some(json!({"notification_channels": ["push"]})),
+    )
+    .await;
     assert_eq!(status, 409);
     let (_, me) = send(&app, &user, Method::GET, "/api/me", None).await;
-    assert!(!me["notification_channels"].as_array().unwrap().contains(&json!(NotificationChannel::Push.as_str())));
+    assert!(
+        !me["notification_channels"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(NotificationChannel::Push.as_str()))
+    );
     app.stop().await;
 }

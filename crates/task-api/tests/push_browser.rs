@@ -152,7 +152,11 @@ async fn the_page_subscribes_to_push_in_chromium_and_task_api_stores_that_subscr
         .filter(|r| r.sender == vapid_public)
         .cloned()
         .collect();
-    assert_eq!(ours.len(), 1, "one registration with the server's VAPID key");
+    assert_eq!(
+        ours.len(),
+        1,
+        "one registration with the server's VAPID key"
+    );
     let endpoints: Vec<String> = app
         .db
         .run(|conn| {

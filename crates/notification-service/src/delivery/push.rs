@@ -160,10 +160,19 @@ impl PushSender {
     async fn send_one(&self, s: &PushSubscriptionRow, body: &[u8]) -> DeviceOutcome {
         let request = match self.request(s, body) {
             Ok(r) => r,
-            Err(why) => return DeviceOutcome::Refused(format!("subscription {}: {why}", s.subscription_id)),
+            Err(why) => {
+                return DeviceOutcome::Refused(format!(
+                    "subscription {}: {why}",
+                    s.subscription_id
+                ));
+            }
         };
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| e.to_string())?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
             let status = response.status();
             let _ = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -176,18 +185,27 @@ impl PushSender {
                 "subscription {id}: push service timed out after {} ms",
                 self.timeout.as_millis()
             )),
-            Ok(Err(e)) => DeviceOutcome::Transient(format!("subscription {id}: push request failed: {e}")),
+            Ok(Err(e)) => {
+                DeviceOutcome::Transient(format!("subscription {id}: push request failed: {e}"))
+            }
             Ok(Ok(status)) => classify(id, status),
         }
     }
 
     /// The encrypted, VAPID-signed POST for one subscription.
-    fn request(&self, s: &PushSubscriptionRow, body: &[u8]) -> Result<Request<Full<Bytes>>, String> {
+    fn request(
+        &self,
+        s: &PushSubscriptionRow,
+        body: &[u8],
+    ) -> Result<Request<Full<Bytes>>, String> {
         let endpoint = url::Url::parse(&s.endpoint).map_err(|e| format!("bad endpoint: {e}"))?;
         if endpoint.scheme() != "https" && endpoint.scheme() != "http" {
             return Err("the endpoint must be http(s)".to_owned());
         }
-        let uri: hyper::Uri = s.endpoint.parse().map_err(|e| format!("bad endpoint: {e}"))?;
+        let uri: hyper::Uri = s
+            .endpoint
+            .parse()
+            .map_err(|e| format!("bad endpoint: {e}"))?;
         let auth = self
             .seal
             .open(&s.user_id, &s.endpoint, &s.auth_sealed)
@@ -223,7 +241,10 @@ impl PushSender {
         parts
             .headers
             .insert("urgency", hyper::header::HeaderValue::from_static("high"));
-        Ok(Request::from_parts(parts, Full::new(Bytes::from(encrypted))))
+        Ok(Request::from_parts(
+            parts,
+            Full::new(Bytes::from(encrypted)),
+        ))
     }
 }
 
@@ -266,13 +287,19 @@ mod tests {
 
     #[test]
     fn answers_are_classified() {
-        assert!(matches!(classify("s", StatusCode::CREATED), DeviceOutcome::Accepted));
+        assert!(matches!(
+            classify("s", StatusCode::CREATED),
+            DeviceOutcome::Accepted
+        ));
         for gone in [StatusCode::NOT_FOUND, StatusCode::GONE] {
             assert!(matches!(classify("s", gone), DeviceOutcome::Gone(_)));
         }
         for later in [500, 502, 503, 408, 429] {
             let s = StatusCode::from_u16(later).unwrap_or(StatusCode::OK);
-            assert!(matches!(classify("s", s), DeviceOutcome::Transient(_)), "{s}");
+            assert!(
+                matches!(classify("s", s), DeviceOutcome::Transient(_)),
+                "{s}"
+            );
         }
         for refused in [400, 401, 403, 413] {
             let s = StatusCode::from_u16(refused).unwrap_or(StatusCode::OK);

@@ -44,7 +44,10 @@ pub fn replace(
     Ok(())
 }
 
-pub fn of_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<PushSubscriptionRow>, DbError> {
+pub fn of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<PushSubscriptionRow>, DbError> {
     Ok(push_subscriptions::table
         .filter(push_subscriptions::user_id.eq(user_id))
         .order(push_subscriptions::subscription_id)
@@ -54,7 +57,12 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<PushSubscri
 
 /// A push service answered 404 or 410 for `endpoint`: delete the subscription and remember the
 /// endpoint as gone.
-pub fn bury(conn: &mut DbConnection, user_id: &str, endpoint: &str, now: i64) -> Result<(), DbError> {
+pub fn bury(
+    conn: &mut DbConnection,
+    user_id: &str,
+    endpoint: &str,
+    now: i64,
+) -> Result<(), DbError> {
     diesel::delete(
         push_subscriptions::table
             .filter(push_subscriptions::user_id.eq(user_id))

@@ -27,7 +27,12 @@ pub async fn subscribe(
     traceparent: String,
 ) -> Result<Subscribed, ChangeError> {
     retrying(|| {
-        let (user_id, new, tp, seal) = (user_id.clone(), new.clone(), traceparent.clone(), seal.clone());
+        let (user_id, new, tp, seal) = (
+            user_id.clone(),
+            new.clone(),
+            traceparent.clone(),
+            seal.clone(),
+        );
         db.transaction(move |conn| subscribe_in(conn, &seal, &user_id, &new, &tp))
     })
     .await
@@ -97,7 +102,11 @@ pub async fn unsubscribe(
 }
 
 /// The profile's next version (its fields unchanged) and its user.updated.
-fn new_version(conn: &mut DbConnection, user_id: &str, traceparent: &str) -> Result<(), ChangeError> {
+fn new_version(
+    conn: &mut DbConnection,
+    user_id: &str,
+    traceparent: &str,
+) -> Result<(), ChangeError> {
     let Some(user) = users::by_id(conn, user_id)? else {
         return Err(ChangeError::NotFound("user"));
     };

@@ -129,7 +129,11 @@ fn update_in(
 }
 
 /// The user.updated of a new profile version: the whole profile, push subscriptions included.
-pub(crate) fn announce(conn: &mut DbConnection, next: &User, traceparent: &str) -> Result<(), DbError> {
+pub(crate) fn announce(
+    conn: &mut DbConnection,
+    next: &User,
+    traceparent: &str,
+) -> Result<(), DbError> {
     let p = &next.profile;
     let subscriptions = crate::storage::push::of_user(conn, &next.id)?;
     outbox::enqueue(

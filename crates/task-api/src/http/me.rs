@@ -60,9 +60,9 @@ pub async fn update_me(
     body: web::Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, Problem> {
     let picks_push = body.notification_channels.as_ref().is_some_and(|channels| {
-        channels
-            .iter()
-            .any(|c| c.parse::<events::NotificationChannel>() == Ok(events::NotificationChannel::Push))
+        channels.iter().any(|c| {
+            c.parse::<events::NotificationChannel>() == Ok(events::NotificationChannel::Push)
+        })
     });
     if picks_push && state.vapid_public_key.is_none() {
         return Err(super::push::push_unavailable());

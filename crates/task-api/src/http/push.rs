@@ -35,8 +35,12 @@ pub struct PushKeysView {
 
 /// The refusal when this deployment has no VAPID key.
 pub fn push_unavailable() -> Problem {
-    Problem::new(StatusCode::CONFLICT, "push-unavailable", "Push is not available")
-        .detail("this server has no VAPID key configured (VAPID_PUBLIC_KEY); use another channel")
+    Problem::new(
+        StatusCode::CONFLICT,
+        "push-unavailable",
+        "Push is not available",
+    )
+    .detail("this server has no VAPID key configured (VAPID_PUBLIC_KEY); use another channel")
 }
 
 fn view(state: &State, row: &PushSubscriptionRow) -> Result<PushSubscriptionView, Problem> {

@@ -16,7 +16,10 @@ pub struct PushSubscriptionRow {
     pub created_at: i64,
 }
 
-pub fn of_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<PushSubscriptionRow>, DbError> {
+pub fn of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<PushSubscriptionRow>, DbError> {
     Ok(push_subscriptions::table
         .filter(push_subscriptions::user_id.eq(user_id))
         .order((push_subscriptions::created_at, push_subscriptions::id))
@@ -45,7 +48,12 @@ pub fn insert(conn: &mut DbConnection, row: &PushSubscriptionRow) -> Result<(), 
 }
 
 /// Replace the keys of a subscription (the browser subscribed again at the same endpoint).
-pub fn rekey(conn: &mut DbConnection, id: &str, p256dh: &str, auth_sealed: &str) -> Result<(), DbError> {
+pub fn rekey(
+    conn: &mut DbConnection,
+    id: &str,
+    p256dh: &str,
+    auth_sealed: &str,
+) -> Result<(), DbError> {
     diesel::update(push_subscriptions::table.find(id))
         .set((
             push_subscriptions::p256dh.eq(p256dh),
