@@ -34,13 +34,11 @@ async function remember(subscription) {
   return api('POST', '/api/me/push-subscriptions', subscription.toJSON());
 }
 
-async function withChannel(on) {
+/** Add the push channel to the profile (once: a profile that has it is left as it is). */
+async function withPushChannel() {
   const me = await api('GET', '/api/me');
-  const channels = me.notification_channels.filter((c) => c !== 'push');
-  if (on) channels.push('push');
-  if (channels.length !== me.notification_channels.length || on !== me.notification_channels.includes('push')) {
-    state.me = await api('PATCH', '/api/me', { notification_channels: channels });
-  }
+  if (me.notification_channels.includes('push')) return;
+  state.me = await api('PATCH', '/api/me', { notification_channels: [...me.notification_channels, 'push'] });
 }
 
 export async function subscribe() {
@@ -55,7 +53,7 @@ export async function subscribe() {
       applicationServerKey: keyBytes(state.config.vapid_public_key),
     }));
   const stored = await remember(subscription);
-  await withChannel(true);
+  await withPushChannel();
   show(true);
   return stored;
 }
