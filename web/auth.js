@@ -6,7 +6,7 @@ import { localTimeZone } from './format.js';
 import { toast } from './toast.js';
 import { elements, loadTasks, selectView } from './tasks.js';
 import { live } from './live.js';
-import { initPush } from './push.js';
+import { forgetOnSignOut, initPush } from './push.js';
 
 // Sign-in
 
@@ -84,6 +84,7 @@ export async function onRegister(event) {
 
 export function signOut(message) {
   live.stop();
+  forgetOnSignOut(state.token);
   state.token = null;
   state.me = null;
   state.tasks.clear();

@@ -7,6 +7,10 @@ import { $, state } from './state.js';
 import { api } from './api.js';
 import { toast } from './toast.js';
 
+// The id task-api gave this browser's subscription, to drop it there once the browser no longer
+// has it (unsubscribed elsewhere, or replaced by the push service).
+const STORED_ID_KEY = 'todo.push.subscription';
+
 const supported = () =>
   'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
 
@@ -29,9 +33,21 @@ function show(subscribed) {
   button.textContent = subscribed ? 'Push on' : 'Push off';
 }
 
-/** Store the browser's subscription at task-api (the same endpoint again changes nothing). */
+/** Store the browser's subscription at task-api (the same endpoint again changes nothing),
+ * and drop the one this browser had before if it was another. */
 async function remember(subscription) {
-  return api('POST', '/api/me/push-subscriptions', subscription.toJSON());
+  const stored = await api('POST', '/api/me/push-subscriptions', subscription.toJSON());
+  await forgetPrevious(stored.id);
+  localStorage.setItem(STORED_ID_KEY, stored.id);
+  return stored;
+}
+
+async function forgetPrevious(keep) {
+  const previous = localStorage.getItem(STORED_ID_KEY);
+  if (previous && previous !== keep) {
+    await api('DELETE', `/api/me/push-subscriptions/${encodeURIComponent(previous)}`).catch(() => {});
+  }
+  if (!keep) localStorage.removeItem(STORED_ID_KEY);
 }
 
 /** Add the push channel to the profile (once: a profile that has it is left as it is). */
@@ -67,6 +83,7 @@ export async function unsubscribe() {
     if (mine) await api('DELETE', `/api/me/push-subscriptions/${encodeURIComponent(mine.id)}`);
     await subscription.unsubscribe();
   }
+  localStorage.removeItem(STORED_ID_KEY);
   show(false);
 }
 
@@ -81,6 +98,23 @@ async function toggle() {
   } finally {
     button.disabled = false;
   }
+}
+
+/** On sign-out: this browser stops receiving the user's pushes (another user may sign in
+ * here next; their own subscription is stored when they do). Best effort, with the token
+ * being given up; `fetch` directly, as a refusal must not sign out again. */
+export function forgetOnSignOut(token) {
+  const button = $('push-toggle');
+  button.hidden = true;
+  button.setAttribute('aria-pressed', 'false');
+  const id = localStorage.getItem(STORED_ID_KEY);
+  localStorage.removeItem(STORED_ID_KEY);
+  if (!id || !token) return;
+  fetch(`/api/me/push-subscriptions/${encodeURIComponent(id)}`, {
+    method: 'DELETE',
+    headers: { Authorization: `Bearer ${token}` },
+    keepalive: true,
+  }).catch(() => {});
 }
 
 /** After sign-in: show the button, and tell task-api again about this browser's subscription
@@ -101,6 +135,7 @@ export async function initPush() {
     await remember(subscription).catch(() => {});
     show(true);
   } else {
+    await forgetPrevious(null);
     show(false);
   }
 }

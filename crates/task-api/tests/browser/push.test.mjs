@@ -41,7 +41,8 @@ test('the page subscribes to push and task-api stores what the browser returned'
     await page.getByRole('tab', { name: 'Register' }).click();
     const form = page.locator('#register-form');
     await form.getByLabel(/^Name/).fill('Push Tester');
-    await form.getByLabel('Email').fill(`push-${Date.now()}-${process.pid}@example.com`);
+    const email = `push-${Date.now()}-${process.pid}@example.com`;
+    await form.getByLabel('Email').fill(email);
     await form.getByLabel(/^Password/).fill('correct horse battery');
     await form.getByRole('button', { name: 'Create account' }).click();
     await page.getByRole('heading', { name: 'My tasks' }).waitFor({ timeout: BOUND });
@@ -70,6 +71,27 @@ test('the page subscribes to push and task-api stores what the browser returned'
     assert.deepEqual(stored[0].keys, browser.keys);
     assert.ok(me.notification_channels.includes('push'), JSON.stringify(me));
     console.log(`SUBSCRIBED ${browser.endpoint}`);
+
+    // Signing out stops this browser receiving the user's pushes (someone else may sign in
+    // here); signing in again stores the browser's subscription again.
+    const token = await page.evaluate(() => sessionStorage.getItem('todo.token'));
+    const storedNow = async () =>
+      (await fetch(`${base}/api/me/push-subscriptions`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    await page.locator('#logout').click();
+    const deadline = Date.now() + BOUND;
+    while ((await storedNow()).length !== 0) {
+      assert.ok(Date.now() < deadline, 'the subscription is dropped at sign-out');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const login = page.locator('#login-form');
+    await login.getByLabel('Email').fill(email);
+    await login.getByLabel('Password').fill('correct horse battery');
+    await login.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('#push-toggle[aria-pressed="true"]').waitFor({ timeout: BOUND });
+    const again = await storedNow();
+    assert.equal(again.length, 1, JSON.stringify(again));
+    assert.equal(again[0].endpoint, browser.endpoint);
+    assert.deepEqual(again[0].keys, browser.keys);
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
