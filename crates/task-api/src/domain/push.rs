@@ -14,7 +14,6 @@ use super::user::MAX_URL_LEN;
 #[serde(rename_all = "camelCase")]
 pub struct PushSubscriptionRequest {
     /// The push service URL (RFC 8030) the browser was given.
-    #[schema(example = "https://fcm.googleapis.com/fcm/send/c1KrmpTuRm…")]
     pub endpoint: String,
     /// Ignored: push services say when a subscription is gone (404/410).
     #[serde(default)]

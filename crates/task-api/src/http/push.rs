@@ -105,6 +105,8 @@ pub async fn list(auth: Authenticated, state: State) -> Result<HttpResponse, Pro
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Push is not configured on this server", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
