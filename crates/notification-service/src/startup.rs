@@ -135,6 +135,7 @@ impl Application {
             metrics,
             crate::http::routes,
             Service::NotificationService,
+            &consumer.access(),
         )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {
