@@ -98,6 +98,7 @@ pub async fn start_task_api(
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
         consumer_group: group_at_end("loadgen-task-api", Service::TaskApi.consumes()).await?,
         login_limits: task_api::config::LoginLimits::default(),
+        client_address: Default::default(),
         outbox: task_api::config::OutboxSettings::default(),
     };
     let app = task_api::startup::Application::build(config).await?;

@@ -49,6 +49,7 @@ impl TaskApi {
             ws_public_url: "ws://127.0.0.1:8001".into(),
             consumer_group: group,
             login_limits: task_api::config::LoginLimits::default(),
+            client_address: Default::default(),
             outbox: task_api::config::OutboxSettings {
                 poll_interval: Duration::from_millis(200),
                 ..task_api::config::OutboxSettings::default()

@@ -6,6 +6,8 @@ use service_kit::auth::{TokenSigner, TokenVerifier, read_pem};
 use service_kit::config::{CommonConfig, ConfigError, millis_or, optional, parsed_or, required};
 use service_kit::webhook::WebhookKey;
 
+use crate::http::client_address::ClientAddress;
+
 /// The contract's port of the service.
 pub const PORT: u16 = 8000;
 
@@ -23,6 +25,8 @@ pub struct Config {
     /// `CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
     pub consumer_group: String,
     pub login_limits: LoginLimits,
+    /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` says who the client is.
+    pub client_address: ClientAddress,
     pub outbox: OutboxSettings,
 }
 
@@ -146,6 +150,7 @@ impl Config {
             ws_public_url,
             consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "task-api".to_owned()),
             login_limits,
+            client_address: ClientAddress::from_env()?,
             outbox,
         })
     }

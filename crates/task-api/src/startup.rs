@@ -99,6 +99,7 @@ impl Application {
             signer: config.signer.clone(),
             webhook_key: config.webhook_key.clone(),
             limiter: LoginLimiter::new(config.login_limits),
+            client_address: config.client_address.clone(),
             writes: GroupCommit::start(db.clone(), wakeup.clone()),
             relay_wakeup: wakeup,
             ws_public_url: config.ws_public_url.clone(),

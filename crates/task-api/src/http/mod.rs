@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod categories;
+pub mod client_address;
 pub mod me;
 pub mod openapi;
 pub mod shares;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub signer: TokenSigner,
     pub webhook_key: WebhookKey,
     pub limiter: LoginLimiter,
+    /// Who a request comes from, behind trusted proxies too (login limits and records).
+    pub client_address: client_address::ClientAddress,
     /// Wakes the outbox relay after a commit, so events leave at once rather than at the next
     /// poll.
     pub relay_wakeup: Arc<Notify>,

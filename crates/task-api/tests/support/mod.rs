@@ -17,6 +17,7 @@ use service_kit::shutdown::Shutdown;
 use service_kit::testing::{self, Backend};
 use service_kit::webhook::WebhookKey;
 use task_api::config::{Config, LoginLimits, OutboxSettings};
+use task_api::http::client_address::ClientAddress;
 use task_api::startup::Application;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -28,6 +29,8 @@ pub struct Options {
     pub db_url: Option<DatabaseUrl>,
     pub bootstrap: String,
     pub login_limits: LoginLimits,
+    /// `TRUSTED_PROXIES`.
+    pub client_address: ClientAddress,
     pub outbox: OutboxSettings,
     /// Key pair shared with another instance (private, public PEM).
     pub keys: Option<(String, String)>,
@@ -44,6 +47,7 @@ impl Options {
                 per_ip: 10_000,
                 window: Duration::from_secs(60),
             },
+            client_address: ClientAddress::default(),
             outbox: OutboxSettings {
                 poll_interval: Duration::from_millis(200),
                 publish_timeout: Duration::from_secs(3),
@@ -113,6 +117,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         ws_public_url: "ws://127.0.0.1:8001".into(),
         consumer_group: group,
         login_limits: opts.login_limits,
+        client_address: opts.client_address.clone(),
         outbox: opts.outbox,
     };
     let app = Application::build(config).await.expect("app builds");

@@ -111,6 +111,7 @@ pub async fn start_task_api_on(
             per_ip: 10_000,
             window: Duration::from_secs(60),
         },
+        client_address: Default::default(),
         outbox: task_api::config::OutboxSettings {
             poll_interval: Duration::from_millis(200),
             ..Default::default()
