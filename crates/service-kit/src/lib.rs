@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;
+pub mod sms;
 pub mod telemetry;
 pub mod webhook;
 
