@@ -14,4 +14,6 @@ pub mod telemetry;
 pub mod webhook;
 
 #[cfg(feature = "testing")]
+pub mod sms_sink;
+#[cfg(feature = "testing")]
 pub mod testing;

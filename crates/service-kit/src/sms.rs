@@ -197,7 +197,8 @@ mod tests {
             let e = SmsGatewaySettings::new(bad, &key, Duration::ZERO).unwrap_err();
             assert!(e.to_string().starts_with("SMS_GATEWAY_URL"), "{e}");
         }
-        let e = SmsGatewaySettings::new("http://127.0.0.1:1/", "short", Duration::ZERO).unwrap_err();
+        let e =
+            SmsGatewaySettings::new("http://127.0.0.1:1/", "short", Duration::ZERO).unwrap_err();
         assert!(e.to_string().starts_with("SMS_GATEWAY_SIGNING_KEY"), "{e}");
         let s = SmsGatewaySettings::new("http://127.0.0.1:1/", &key, Duration::ZERO).unwrap();
         assert!(!format!("{s:?}").contains(&key), "the key is never printed");

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod categories;
 pub mod me;
 pub mod openapi;
+pub mod phone;
 pub mod shares;
 pub mod task_operations;
 pub mod tasks;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub db: Database,
     pub signer: TokenSigner,
     pub webhook_key: WebhookKey,
+    /// The SMS gateway (verification codes); `None` when this server has none.
+    pub sms: Option<service_kit::sms::SmsGateway>,
     pub limiter: LoginLimiter,
     /// Wakes the outbox relay after a commit, so events leave at once rather than at the next
     /// poll.
@@ -72,6 +75,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/me/webhook-secret")
             .route(web::get().to(me::webhook_secret))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/me/phone")
+            .route(web::put().to(phone::enter_phone))
+            .route(web::delete().to(phone::remove_phone))
+            .default_service(not_allowed("PUT, DELETE")),
+    )
+    .service(
+        web::resource("/api/me/phone/verify")
+            .route(web::post().to(phone::verify_phone))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/tasks")
