@@ -24,7 +24,7 @@ use crate::storage::users::{self, User};
 #[derive(Debug)]
 pub enum CodeRequest {
     /// The code went out (or the number was verified already: nothing to send).
-    Sent(User),
+    Sent(Box<User>),
     /// A code was sent less than the resend interval ago: retry after these seconds.
     TooSoon { retry_after_s: i64 },
     /// The gateway did not take the message; nothing is pending, the user may try again.
@@ -34,7 +34,7 @@ pub enum CodeRequest {
 /// What entering a code came to.
 #[derive(Debug)]
 pub enum Verification {
-    Verified(User),
+    Verified(Box<User>),
     /// Wrong; `left` tries remain for this code.
     WrongCode {
         left: i32,
@@ -104,7 +104,7 @@ pub async fn request_code(
                 return Err(ChangeError::NotFound("user"));
             };
             if user.profile.verified_phone() == Some(phone.as_str()) {
-                return Ok((CodeRequest::Sent(user), None));
+                return Ok((CodeRequest::Sent(Box::new(user)), None));
             }
             let now = events::now_millis();
             if let Some(p) = phones::pending(conn, &user_id)?
@@ -136,7 +136,7 @@ pub async fn request_code(
                     expires_at,
                 },
             )?;
-            Ok((CodeRequest::Sent(next), Some(code.clone())))
+            Ok((CodeRequest::Sent(Box::new(next)), Some(code.clone())))
         })
     })
     .await?;
@@ -209,7 +209,7 @@ pub async fn verify(
             }
             phones::forget_pending(conn, &user_id)?;
             let next = store_change(conn, &user, |p| p.phone_verified = true, &tp)?.unwrap_or(user);
-            Ok(Verification::Verified(next))
+            Ok(Verification::Verified(Box::new(next)))
         })
     })
     .await

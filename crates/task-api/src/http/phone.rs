@@ -69,9 +69,9 @@ pub async fn enter_phone(
     state.wake_relay();
     match outcome {
         CodeRequest::Sent(user) if was_verified(&user) => {
-            Ok(HttpResponse::Ok().json(UserView::from(&user)))
+            Ok(HttpResponse::Ok().json(UserView::from(&*user)))
         }
-        CodeRequest::Sent(user) => Ok(HttpResponse::Accepted().json(UserView::from(&user))),
+        CodeRequest::Sent(user) => Ok(HttpResponse::Accepted().json(UserView::from(&*user))),
         CodeRequest::TooSoon { retry_after_s } => Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "code-recently-sent",
@@ -130,7 +130,7 @@ pub async fn verify_phone(
     state.wake_relay();
     let request_again = "request a new code with PUT /api/me/phone";
     match outcome {
-        Verification::Verified(user) => Ok(HttpResponse::Ok().json(UserView::from(&user))),
+        Verification::Verified(user) => Ok(HttpResponse::Ok().json(UserView::from(&*user))),
         Verification::WrongCode { left } => Err(Problem::validation()
             .field("code", format!("is not the code sent ({left} tries left)"))),
         Verification::NoCode => Err(Problem::new(
