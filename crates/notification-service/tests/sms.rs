@@ -9,7 +9,10 @@ mod support;
 use std::time::Duration;
 
 use events::NotificationChannel::{InApp, Sms};
-use events::{DeliveryStatus, NotificationChannel, UserRegisteredEvent, UserUpdatedEvent};
+use events::{
+    Collaborator, DeliveryStatus, NotificationChannel, ShareRole, TaskAssignedEvent,
+    UserRegisteredEvent, UserUpdatedEvent,
+};
 use notification_service::delivery::sms::{NO_VERIFIED_NUMBER, SMS_OFF};
 use notification_service::storage::users;
 use service_kit::sms_sink::SmsSink;
@@ -193,4 +196,97 @@ async fn without_a_gateway_an_sms_delivery_fails_saying_so() {
     assert_eq!(sent[0].status, DeliveryStatus::Failed);
     assert_eq!(sent[0].error.as_deref(), Some(SMS_OFF));
     app.stop().await;
+}
+
+#[tokio::test]
+async fn assigned_to_you_goes_out_by_sms_once_when_the_assignee_chose_it() {
+    let _one = exclusive().await;
+    let sink = SmsSink::start().await;
+    let bus = Bus::new().await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        &Options {
+            sms: Some(sink.settings()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut owner = user(&[InApp]);
+    owner.name = Some("Ada".into());
+    let helper = user(&[InApp]);
+    let phone = phone_number();
+    bus.publish(&owner).await;
+    bus.publish(&helper).await;
+    bus.publish(&profile(&helper, &[Sms], Some(&phone))).await;
+    app.wait_user(&owner.user_id).await;
+    wait_profile(&app, &helper.user_id).await;
+    let t = task(&owner.user_id, "Fix the fence", None, vec![]);
+    bus.publish(&t).await;
+
+    let assignment = TaskAssignedEvent {
+        event_id: new_id(),
+        event_timestamp: events::now_millis(),
+        user_id: t.user_id.clone(),
+        task_id: t.task_id.clone(),
+        title: t.title.clone(),
+        description: None,
+        priority: t.priority,
+        due_date: None,
+        category_id: None,
+        tags: vec![],
+        version: 2,
+        status: t.status,
+        recurrence: None,
+        reminders: vec![],
+        series_id: None,
+        occurrence_index: None,
+        created_at: t.created_at,
+        completed_at: None,
+        collaborators: vec![Collaborator {
+            user_id: helper.user_id.clone(),
+            role: ShareRole::Editor,
+        }],
+        assignee_id: Some(helper.user_id.clone()),
+        actor_id: None,
+        previous_assignee_id: None,
+    };
+    // Delivered twice, as a replay would.
+    bus.publish(&assignment).await;
+    bus.publish(&assignment).await;
+    let id = events::ids::derived_event_id("assignment", &format!("{}:2", t.task_id));
+    let nid = notification_id(&id.to_string(), Sms);
+    let sent = bus.wait_sent(&[&nid], 1, BOUND).await;
+    assert_eq!(
+        sent[0].status,
+        DeliveryStatus::Delivered,
+        "{:?}",
+        sent[0].error
+    );
+    // A marker after them on the task's partition: once it is out, the replay was handled.
+    let marker = TaskAssignedEvent {
+        event_id: new_id(),
+        version: 3,
+        assignee_id: Some(owner.user_id.clone()),
+        actor_id: Some(helper.user_id.clone()),
+        ..assignment.clone()
+    };
+    bus.publish(&marker).await;
+    let marker_id = events::ids::derived_event_id("assignment", &format!("{}:3", t.task_id));
+    bus.wait_sent(&[notification_id(&marker_id.to_string(), InApp)], 1, BOUND)
+        .await;
+    app.wait_finished(&t.task_id, 2, BOUND).await;
+    assert_eq!(bus.sent(&[&nid]).await.len(), 1, "one notification.sent");
+    let texts = sink.received_by(&phone);
+    assert_eq!(texts.len(), 1, "one text: {texts:?}");
+    assert!(texts[0].signature_valid);
+    assert_eq!(texts[0].idempotency_key, nid);
+    assert!(
+        texts[0]
+            .body
+            .starts_with("Ada assigned \"Fix the fence\" to you."),
+        "{}",
+        texts[0].body
+    );
+    app.stop().await;
+    sink.stop().await;
 }
