@@ -315,5 +315,16 @@ async fn without_a_gateway_phone_numbers_and_the_sms_channel_are_refused() {
     .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "notification_channels[1]");
+    let (status, body, _) = send(
+        &app,
+        &user,
+        Method::POST,
+        "/api/tasks",
+        Some(json!({"title": "t", "due_at": "2030-01-01T09:00:00Z",
+                    "reminders": [{"before_due": 10, "channel": "email"}, {"before_due": 5, "channel": "sms"}]})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "reminders[1].channel");
     app.stop().await;
 }
