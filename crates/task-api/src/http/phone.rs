@@ -37,6 +37,9 @@ fn gateway(state: &State) -> Result<&SmsGateway, Problem> {
     responses(
         (status = 202, description = "The code was sent; the user, with the number unverified", body = UserView),
         (status = 200, description = "The number was verified already", body = UserView),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "No SMS gateway on this server (sms-unavailable)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Not a phone number with its country code", body = ProblemDocument, content_type = "application/problem+json"),
@@ -102,6 +105,9 @@ pub async fn enter_phone(
     request_body = VerifyPhoneRequest,
     responses(
         (status = 200, description = "Verified: the user", body = UserView),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "No code pending, expired, or no SMS gateway on this server", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Wrong code", body = ProblemDocument, content_type = "application/problem+json"),
