@@ -166,6 +166,25 @@ async fn a_number_is_verified_by_the_code_texted_to_it_and_only_then_travels_on_
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["phone_verified"], true);
+    // The verified number entered again: nothing changes, nothing is sent.
+    let (status, body, _) = send(
+        &app,
+        &user,
+        Method::PUT,
+        "/api/me/phone",
+        Some(json!({ "phone_number": phone })),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["phone_verified"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(
+        sink.received_by(&phone).len(),
+        1,
+        "no text for a verified number"
+    );
     let (status, body, _) = send(
         &app,
         &user,
@@ -235,7 +254,7 @@ async fn a_number_is_verified_by_the_code_texted_to_it_and_only_then_travels_on_
 }
 
 #[tokio::test]
-async fn five_wrong_codes_void_the_code() {
+async fn a_code_the_gateway_did_not_take_may_be_asked_again_and_five_wrong_codes_void_it() {
     let sink = SmsSink::start().await;
     let app = spawn_with(Options {
         sms: Some(sink.settings()),
@@ -244,6 +263,17 @@ async fn five_wrong_codes_void_the_code() {
     .await;
     let user = app.new_user().await;
     let phone = e164(&typed_number());
+    // The gateway answers 503 once: the code was not sent, so asking again is no "too soon".
+    sink.fail_first(1);
+    let (status, body, _) = send(
+        &app,
+        &user,
+        Method::PUT,
+        "/api/me/phone",
+        Some(json!({ "phone_number": phone })),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
     let (status, _, _) = send(
         &app,
         &user,
@@ -253,7 +283,7 @@ async fn five_wrong_codes_void_the_code() {
     )
     .await;
     assert_eq!(status, 202);
-    let code = code_in(&sink.received_by(&phone)[0].body);
+    let code = code_in(&sink.received_by(&phone)[1].body);
     let wrong = if code == "000000" { "000001" } else { "000000" };
     for left in (0..5).rev() {
         let (status, body, _) = send(

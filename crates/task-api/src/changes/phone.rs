@@ -23,8 +23,10 @@ use crate::storage::users::{self, User};
 /// What entering a number came to.
 #[derive(Debug)]
 pub enum CodeRequest {
-    /// The code went out (or the number was verified already: nothing to send).
+    /// The code went out; the user has the number, unverified.
     Sent(Box<User>),
+    /// The user's verified number already: nothing to send.
+    AlreadyVerified(Box<User>),
     /// A code was sent less than the resend interval ago: retry after these seconds.
     TooSoon { retry_after_s: i64 },
     /// The gateway did not take the message; nothing is pending, the user may try again.
@@ -104,7 +106,7 @@ pub async fn request_code(
                 return Err(ChangeError::NotFound("user"));
             };
             if user.profile.verified_phone() == Some(phone.as_str()) {
-                return Ok((CodeRequest::Sent(Box::new(user)), None));
+                return Ok((CodeRequest::AlreadyVerified(Box::new(user)), None));
             }
             let now = events::now_millis();
             if let Some(p) = phones::pending(conn, &user_id)?

@@ -57,10 +57,6 @@ pub async fn enter_phone(
     let gateway = gateway(&state)?;
     let number = PhoneNumber::parse(&body.phone_number)
         .map_err(|e| Problem::validation().field("phone_number", e))?;
-    let was_verified = {
-        let number = number.as_str().to_owned();
-        move |u: &crate::storage::users::User| u.profile.verified_phone() == Some(number.as_str())
-    };
     let outcome = phone::request_code(
         &state.db,
         gateway,
@@ -71,9 +67,7 @@ pub async fn enter_phone(
     .await?;
     state.wake_relay();
     match outcome {
-        CodeRequest::Sent(user) if was_verified(&user) => {
-            Ok(HttpResponse::Ok().json(UserView::from(&*user)))
-        }
+        CodeRequest::AlreadyVerified(user) => Ok(HttpResponse::Ok().json(UserView::from(&*user))),
         CodeRequest::Sent(user) => Ok(HttpResponse::Accepted().json(UserView::from(&*user))),
         CodeRequest::TooSoon { retry_after_s } => Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
