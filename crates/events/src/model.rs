@@ -35,6 +35,8 @@ pub enum NotificationChannel {
     Email,
     Webhook,
     InApp,
+    /// A text message through the configured SMS gateway, to a verified number.
+    Sms,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -302,6 +304,9 @@ pub struct UserUpdatedEvent {
     pub timezone: String,
     pub notification_channels: Vec<NotificationChannel>,
     pub webhook_url: Option<String>,
+    /// E.164, only once verified (absent in events written before it existed).
+    #[serde(default)]
+    pub verified_phone_number: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,10 +71,11 @@ client_names!(TaskStatus, "status", "open or completed", {
     Completed => "completed",
 });
 
-client_names!(NotificationChannel, "channel", "email, webhook or in_app", {
+client_names!(NotificationChannel, "channel", "email, webhook, in_app or sms", {
     Email => "email",
     Webhook => "webhook",
     InApp => "in_app" | "in-app" | "inapp",
+    Sms => "sms",
 });
 
 client_names!(RecurrenceMode, "mode", "fixed or after_completion", {

@@ -226,8 +226,9 @@ pub fn user_updated(user_id: &str) -> UserUpdatedEvent {
         email: format!("{user_id}@example.com"),
         name: None,
         timezone: "America/New_York".into(),
-        notification_channels: vec![NotificationChannel::Webhook],
+        notification_channels: vec![NotificationChannel::Webhook, NotificationChannel::Sms],
         webhook_url: None,
+        verified_phone_number: Some("+4915112345678".into()),
     }
 }
 

@@ -95,6 +95,7 @@ pub async fn start_task_api(
         signer: TokenSigner::from_pem(&keys.0, 3600)?,
         verifier: TokenVerifier::from_pem(&keys.1)?,
         webhook_key: WebhookKey::new(WEBHOOK_SIGNING_KEY),
+        sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
         consumer_group: group_at_end("loadgen-task-api", Service::TaskApi.consumes()).await?,
         login_limits: task_api::config::LoginLimits::default(),

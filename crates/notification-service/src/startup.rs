@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
+use crate::delivery::sms::SmsSender;
 use crate::delivery::webhook::WebhookSender;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
@@ -87,6 +88,7 @@ impl Application {
                 .map_err(anyhow::Error::msg)?,
             webhook: WebhookSender::new(config.webhook.key.clone(), config.webhook.timeout)
                 .map_err(anyhow::Error::msg)?,
+            sms: SmsSender::new(config.sms.clone()).map_err(anyhow::Error::msg)?,
             app_base_url: config.app_base_url.clone(),
         };
         let scheduler = tokio::spawn(due_loop::run(

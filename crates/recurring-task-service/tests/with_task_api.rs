@@ -46,6 +46,7 @@ impl TaskApi {
             webhook_key: service_kit::webhook::WebhookKey::new(
                 "recurring-e2e-webhook-signing-key-32chars",
             ),
+            sms: None,
             ws_public_url: "ws://127.0.0.1:8001".into(),
             consumer_group: group,
             login_limits: task_api::config::LoginLimits::default(),

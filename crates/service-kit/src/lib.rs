@@ -9,8 +9,11 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;
+pub mod sms;
 pub mod telemetry;
 pub mod webhook;
 
+#[cfg(feature = "testing")]
+pub mod sms_sink;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use service_kit::auth::{TokenSigner, TokenVerifier, read_pem};
 use service_kit::config::{CommonConfig, ConfigError, millis_or, optional, parsed_or, required};
+use service_kit::sms::SmsGatewaySettings;
 use service_kit::webhook::WebhookKey;
 
 use crate::http::client_address::ClientAddress;
@@ -20,6 +21,9 @@ pub struct Config {
     pub verifier: TokenVerifier,
     /// `WEBHOOK_SIGNING_KEY`: from it each user's webhook secret is derived.
     pub webhook_key: WebhookKey,
+    /// `SMS_GATEWAY_URL`, `SMS_GATEWAY_SIGNING_KEY`: sends phone verification codes; `None`
+    /// (unset URL): no SMS on this server, the sms channel is refused.
+    pub sms: Option<SmsGatewaySettings>,
     /// `WS_PUBLIC_URL`: where browsers reach the ws-gateway (served by `GET /api/config`).
     pub ws_public_url: String,
     /// `CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
@@ -147,6 +151,7 @@ impl Config {
             signer,
             verifier,
             webhook_key: WebhookKey::from_env()?,
+            sms: SmsGatewaySettings::from_env()?,
             ws_public_url,
             consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "task-api".to_owned()),
             login_limits,

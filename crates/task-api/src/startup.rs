@@ -98,6 +98,12 @@ impl Application {
             db: db.clone(),
             signer: config.signer.clone(),
             webhook_key: config.webhook_key.clone(),
+            sms: config
+                .sms
+                .clone()
+                .map(service_kit::sms::SmsGateway::new)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             limiter: LoginLimiter::new(config.login_limits),
             client_address: config.client_address.clone(),
             writes: GroupCommit::start(db.clone(), wakeup.clone()),

@@ -9,6 +9,7 @@
 //! window in which a message can go out twice).
 
 pub mod email;
+pub mod sms;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::scheduler::outbox_entry;
 use crate::storage::deliveries::{self, DeliveryRow};
 use crate::storage::users::{self, UserRow};
 use email::EmailSender;
+use sms::SmsSender;
 use webhook::WebhookSender;
 
 /// Tries to record an outcome while the database is away, before leaving it to the lease.
@@ -53,6 +55,7 @@ pub const CHANNEL_DISABLED: &str = "channel disabled by user";
 pub struct Channels {
     pub email: EmailSender,
     pub webhook: WebhookSender,
+    pub sms: SmsSender,
     pub app_base_url: String,
 }
 
@@ -232,6 +235,12 @@ async fn deliver(
                     &notice.webhook_body(),
                     &row.notification_id,
                 )
+                .await
+        }
+        NotificationChannel::Sms => {
+            channels
+                .sms
+                .send(user.phone_number.as_deref(), &notice)
                 .await
         }
     }

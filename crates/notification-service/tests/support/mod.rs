@@ -59,6 +59,8 @@ pub struct Options {
     pub concurrency: usize,
     pub webhook_timeout: Duration,
     pub batch_size: i64,
+    /// The SMS gateway (a sink in the test); `None`: SMS off.
+    pub sms: Option<service_kit::sms::SmsGatewaySettings>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             concurrency: 8,
             webhook_timeout: Duration::from_secs(2),
             batch_size: 500,
+            sms: None,
         }
     }
 }
@@ -199,6 +202,7 @@ pub fn config(db_url: &DatabaseUrl, group: &str, options: &Options) -> (Config, 
             key: webhook_key(),
             timeout: options.webhook_timeout,
         },
+        sms: options.sms.clone(),
         app_base_url: "http://127.0.0.1:8000".into(),
         schedule: ScheduleSettings {
             late_after: options.late_after,

@@ -32,6 +32,8 @@ pub async fn register(
             timezone: registration.timezone,
             notification_channels: default_channels(),
             webhook_url: None,
+            phone_number: None,
+            phone_verified: false,
         },
         version: 1,
         created_at: now,
@@ -124,23 +126,26 @@ fn update_in(
     if !users::update_profile(conn, &next, user.version)? {
         return Err(ChangeError::Raced);
     }
-    let p = &next.profile;
-    outbox::enqueue(
-        conn,
-        &UserUpdatedEvent {
-            event_id: event_id(),
-            event_timestamp: next.updated_at,
-            user_id: next.id.clone(),
-            version: next.version,
-            email: next.email.clone(),
-            name: p.name.clone(),
-            timezone: p.timezone.clone(),
-            notification_channels: p.notification_channels.clone(),
-            webhook_url: p.webhook_url.clone(),
-        },
-        Some(traceparent),
-    )?;
+    outbox::enqueue(conn, &updated_event(&next), Some(traceparent))?;
     Ok(next)
+}
+
+/// The user.updated of a stored profile version: the whole profile, the phone number only once
+/// verified.
+pub(crate) fn updated_event(user: &User) -> UserUpdatedEvent {
+    let p = &user.profile;
+    UserUpdatedEvent {
+        event_id: event_id(),
+        event_timestamp: user.updated_at,
+        user_id: user.id.clone(),
+        version: user.version,
+        email: user.email.clone(),
+        name: p.name.clone(),
+        timezone: p.timezone.clone(),
+        notification_channels: p.notification_channels.clone(),
+        webhook_url: p.webhook_url.clone(),
+        verified_phone_number: p.verified_phone().map(str::to_owned),
+    }
 }
 
 /// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.

@@ -59,6 +59,9 @@ pub async fn update_me(
     state: State,
     body: web::Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, Problem> {
+    if state.sms.is_none() {
+        super::phone::refuse_sms_channel(body.notification_channels.as_deref())?;
+    }
     let user = user_changes::update_profile(
         &state.db,
         auth.user_id().to_owned(),

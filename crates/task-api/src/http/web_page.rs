@@ -32,6 +32,7 @@ pub const SCRIPTS: &[(&str, &str)] = modules![
     "people.js",
     "editor.js",
     "live.js",
+    "phone.js",
 ];
 
 /// The page runs only its own script and style, talks only to this API and to the gateway's

@@ -34,6 +34,8 @@ pub struct Options {
     pub outbox: OutboxSettings,
     /// Key pair shared with another instance (private, public PEM).
     pub keys: Option<(String, String)>,
+    /// The SMS gateway (a sink in the test); `None`: no SMS on this server.
+    pub sms: Option<service_kit::sms::SmsGatewaySettings>,
 }
 
 impl Options {
@@ -54,6 +56,7 @@ impl Options {
                 ..OutboxSettings::default()
             },
             keys: None,
+            sms: None,
         }
     }
 }
@@ -114,6 +117,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         signer: signer.clone(),
         verifier,
         webhook_key: WebhookKey::new("test-webhook-signing-key-of-32-chars!!"),
+        sms: opts.sms.clone(),
         ws_public_url: "ws://127.0.0.1:8001".into(),
         consumer_group: group,
         login_limits: opts.login_limits,

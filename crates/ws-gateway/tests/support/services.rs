@@ -104,6 +104,7 @@ pub async fn start_task_api_on(
         webhook_key: service_kit::webhook::WebhookKey::new(
             "browser-test-webhook-signing-key-0123456789",
         ),
+        sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
         consumer_group: group,
         login_limits: task_api::config::LoginLimits {
