@@ -7,7 +7,7 @@
 #
 # Sizes (defaults are the full run; small values make a quick check):
 #   BENCH_WS_CREATES (600) BENCH_WS_RATE (20)            loadgen ws-latency
-#   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks
+#   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks (all five services)
 #   BENCH_REMINDERS (10000) BENCH_SPREAD_MS (60000)      loadgen reminders (lateness phase)
 #   BENCH_BURST (10000) BENCH_LEAD_MS (45000)            loadgen reminders (throughput phase)
 #   BENCH_CONNECTIONS (10000)                            loadgen ws-connections
@@ -62,7 +62,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cd "$REPO_ROOT"
 log "building release binaries"
-cargo build --release --quiet --package loadgen --package audit-service --package ws-gateway
+# create-tasks runs the four consumers beside task-api from these binaries (--whole-system).
+cargo build --release --quiet --package loadgen --package audit-service --package ws-gateway \
+    --package notification-service --package recurring-task-service
 rm -rf bench/out
 mkdir -p bench/out
 LOADGEN="$TARGET_DIR/release/loadgen"
@@ -81,7 +83,8 @@ bench() {
 
 # ws-latency first: it measures Kafka's end-to-end latency, the floor the others compare with.
 bench ws-latency $((WS_CREATES / WS_RATE + 300)) --creates "$WS_CREATES" --rate "$WS_RATE"
-bench create-tasks $((6 * SECONDS_PER_RUN + 300)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY"
+bench create-tasks $((6 * SECONDS_PER_RUN + 600)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY" \
+    --whole-system "$TARGET_DIR/release"
 bench reminders $(((2 * LEAD_MS + SPREAD_MS) / 1000 + 900)) --reminders "$REMINDERS" \
     --spread-ms "$SPREAD_MS" --burst "$BURST" --lead-ms "$LEAD_MS" --concurrency "$CONCURRENCY"
 bench ws-connections 600 --connections "$CONNECTIONS" --gateway-bin "$TARGET_DIR/release/ws-gateway"

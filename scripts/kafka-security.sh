@@ -15,8 +15,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 SERVICES=(task-api ws-gateway notification-service recurring-task-service audit-service)
-# A user with no ACL at all: what the secured test starts a service as, to see it refused.
-USERS=(admin "${SERVICES[@]}" no-acls)
+# Users the secured test starts a service as, to see it refused: no-acls has no ACL at all;
+# no-group has audit-service's topic ACLs but none for a consumer group.
+USERS=(admin "${SERVICES[@]}" no-acls no-group)
 MECHANISM=SCRAM-SHA-512
 
 cmd_files() {
@@ -85,7 +86,10 @@ cmd_acls() {
     [[ -x "$python" ]] || "$SCRIPTS_DIR/install-deps.sh" --python
     # `todoctl acls` derives them from the catalogue; the admin client of confluent-kafka (the
     # venv's) creates them in one request (rdkafka for Rust has no ACL API).
-    todoctl acls | KAFKA_SECURITY_DIR="$KAFKA_SECURITY_DIR" KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}" \
+    {
+        todoctl acls
+        todoctl acls audit-service | awk '$2 == "topic" { $1 = "no-group"; print }'
+    } | KAFKA_SECURITY_DIR="$KAFKA_SECURITY_DIR" KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP}" \
         "$python" "$SCRIPTS_DIR/kafka-acls.py"
 }
 

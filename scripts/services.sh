@@ -126,6 +126,11 @@ service_env() {
     echo "WEBHOOK_SIGNING_KEY=$(cat "$DEV_DIR/webhook.key")"
     echo "SMTP_URL=${SMTP_URL:-smtp://127.0.0.1:1025}"
     echo "APP_BASE_URL=http://127.0.0.1:8000"
+    # SMS is optional: set SMS_GATEWAY_URL (and the key the adapter checks) to turn it on.
+    if [[ -n "${SMS_GATEWAY_URL:-}" && ( "$name" == task-api || "$name" == notification-service ) ]]; then
+        echo "SMS_GATEWAY_URL=$SMS_GATEWAY_URL"
+        echo "SMS_GATEWAY_SIGNING_KEY=${SMS_GATEWAY_SIGNING_KEY:-}"
+    fi
     echo "WS_PUBLIC_URL=ws://127.0.0.1:8001"
     if [[ "$name" == task-api ]]; then
         echo "JWT_PRIVATE_KEY=$DEV_DIR/jwt-private.pem"

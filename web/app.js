@@ -10,6 +10,7 @@ import { loadTasks, onFilterChange, selectView } from './tasks.js';
 import { onShareDialogClosed, onShareSubmit } from './people.js';
 import { addReminderRow, onSaveTask, openEditor, syncRecurrenceFields } from './editor.js';
 import { live } from './live.js';
+import { wirePhone } from './phone.js';
 
 // Wiring
 
@@ -46,6 +47,7 @@ function wire() {
   $('share-form').addEventListener('submit', onShareSubmit);
   $('close-share').addEventListener('click', () => $('share-dialog').close());
   $('share-dialog').addEventListener('close', onShareDialogClosed);
+  wirePhone();
   window.addEventListener('online', () => live.reconnectNow());
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') live.reconnectNow();

@@ -61,6 +61,7 @@ impl Application {
             metrics,
             crate::http::routes,
             Service::AuditService,
+            &consumer.access(),
         )?;
         tracing::info!(port, "audit-service listening");
         Ok(Self {

@@ -35,6 +35,8 @@ pub enum NotificationChannel {
     Email,
     Webhook,
     InApp,
+    /// A text message through the configured SMS gateway, to a verified number.
+    Sms,
     /// Web Push (RFC 8030) to the user's subscribed browsers.
     Push,
 }
@@ -304,6 +306,9 @@ pub struct UserUpdatedEvent {
     pub timezone: String,
     pub notification_channels: Vec<NotificationChannel>,
     pub webhook_url: Option<String>,
+    /// E.164, only once verified (absent in events written before it existed).
+    #[serde(default)]
+    pub verified_phone_number: Option<String>,
     /// The user's live push subscriptions, the whole list after the change.
     #[serde(default)]
     pub push_subscriptions: Vec<PushSubscription>,

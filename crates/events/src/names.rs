@@ -71,10 +71,11 @@ client_names!(TaskStatus, "status", "open or completed", {
     Completed => "completed",
 });
 
-client_names!(NotificationChannel, "channel", "email, webhook, in_app or push", {
+client_names!(NotificationChannel, "channel", "email, webhook, in_app, sms or push", {
     Email => "email",
     Webhook => "webhook",
     InApp => "in_app" | "in-app" | "inapp",
+    Sms => "sms",
     Push => "push",
 });
 

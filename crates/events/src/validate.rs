@@ -231,8 +231,25 @@ impl Validate for UserUpdatedEvent {
         header(&self.event_id, self.event_timestamp)?;
         uuid("userId", &self.user_id)?;
         version("version", self.version, 1)?;
-        email(&self.email)
+        email(&self.email)?;
+        match self.verified_phone_number.as_deref() {
+            Some(number) if !e164_shape(number) => fail(
+                "verifiedPhoneNumber",
+                "not an E.164 number (+ and 8 to 15 digits)",
+            ),
+            _ => Ok(()),
+        }
     }
+}
+
+/// The shape of an E.164 number: `+`, a non-zero digit, 7 to 14 more digits. task-api checks
+/// the number against the numbering plan when the user enters it; this guards the contract.
+fn e164_shape(value: &str) -> bool {
+    value.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
 }
 
 impl Validate for UserAuthenticatedEvent {
@@ -271,5 +288,26 @@ impl Validate for NotificationSentEvent {
 impl Validate for AnyEvent {
     fn validate(&self) -> Result<(), InvalidEvent> {
         with_event!(self, e => e.validate())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::e164_shape;
+
+    #[test]
+    fn phone_numbers_must_have_the_e164_shape() {
+        assert!(e164_shape("+4915112345678"));
+        assert!(e164_shape("+14155550123"));
+        for bad in [
+            "4915112345678",
+            "+0151123456",
+            "+49 151 1234",
+            "+1234567",
+            "+1234567890123456",
+            "+",
+        ] {
+            assert!(!e164_shape(bad), "{bad}");
+        }
     }
 }

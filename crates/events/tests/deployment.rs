@@ -294,6 +294,7 @@ fn variables_read_by(service: &str) -> (BTreeSet<String>, BTreeSet<String>) {
         ("KafkaAccess::from_env", "kafka.rs"),
         ("TokenVerifier::from_env", "auth.rs"),
         ("WebhookKey::from_env", "webhook.rs"),
+        ("SmsGatewaySettings::from_env", "sms.rs"),
         ("telemetry::", "telemetry.rs"),
         ("Database::", "db.rs"),
     ] {

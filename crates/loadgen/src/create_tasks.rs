@@ -4,6 +4,11 @@
 //! row per transaction on the same connection pool (what the database alone gives). While the
 //! tasks are created, a reader of task.created notes when each one's event becomes readable:
 //! the 201 → on-Kafka latency, beside Kafka's own end-to-end latency.
+//!
+//! With `--whole-system <bin dir>` the four other services run beside task-api as release
+//! binaries, consuming what it publishes ([`crate::consumers`]): the figures are then those of
+//! the whole system on this machine, with the busy cores of the run (creates per busy core) and
+//! how long the consumers took to catch up once the load stopped.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +24,7 @@ use rdkafka::message::OwnedMessage;
 use service_kit::db::Database;
 use service_kit::testing::{self, Backend};
 
+use crate::consumers::{self, Consumers};
 use crate::kafka::{EndToEnd, TopicMarks};
 use crate::report::Figure;
 use crate::services::{self, ApiUser};
@@ -28,6 +34,8 @@ pub struct CreateTasks {
     pub seconds: u64,
     pub concurrency: usize,
     pub repo: PathBuf,
+    /// Where the other services' release binaries are, to run them beside task-api.
+    pub whole_system: Option<PathBuf>,
 }
 
 /// One backend's runs.
@@ -36,7 +44,14 @@ struct Measured {
     creates: Run,
     inserts: Run,
     to_kafka: Latencies,
+    /// Cores of the machine busy on average while the tasks were created.
+    busy_cores: f64,
+    /// With the whole system: how long after the load its consumers had committed everything.
+    caught_up: Option<Duration>,
 }
+
+/// How long the consumers may take to catch up after the load.
+const CATCH_UP_BOUND: Duration = Duration::from_secs(180);
 
 impl CreateTasks {
     pub async fn run(&self) -> anyhow::Result<Vec<Figure>> {
@@ -64,16 +79,34 @@ impl CreateTasks {
     /// Start task-api on a fresh database, measure, stop it and drop the database.
     async fn on(&self, backend: Backend) -> anyhow::Result<Measured> {
         let keys = services::key_pair()?;
-        let (api, db, url) = services::start_task_api(backend, 0, &keys, 0).await?;
-        let measured = self.measure(&api.base_url(), &db).await;
+        let consumers = match &self.whole_system {
+            Some(bin_dir) => Some(Consumers::start(bin_dir, backend, &keys.1).await?),
+            None => None,
+        };
+        let started = services::start_task_api(backend, 0, &keys, 0).await;
+        let (api, db, url) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(c) = consumers {
+                    c.stop().await;
+                }
+                return Err(e);
+            }
+        };
+        let measured = self.measure(&api.base_url(), &db, consumers.as_ref()).await;
         let stopped = api.stop().await;
+        if let Some(c) = consumers {
+            c.stop().await;
+        }
         drop(db);
         services::drop_database(&url);
         let measured = measured?;
         stopped?;
         println!(
-            "\n== {backend:?}: {} concurrent clients, {} s per run ==",
-            self.concurrency, self.seconds
+            "\n== {backend:?}{}: {} concurrent clients, {} s per run ==",
+            self.scope(),
+            self.concurrency,
+            self.seconds
         );
         println!("{}", measured.healthz.line("HTTP ceiling (GET /healthz)"));
         println!("{}", measured.creates.line("POST /api/tasks"));
@@ -85,10 +118,35 @@ impl CreateTasks {
             measured.to_kafka.len(),
             measured.creates.ops
         );
+        println!(
+            "busy cores during the creates: {:.2} of {}",
+            measured.busy_cores,
+            cores()
+        );
+        if let Some(d) = measured.caught_up {
+            println!(
+                "consumers caught up {:.1} s after the load",
+                d.as_secs_f64()
+            );
+        }
         Ok(measured)
     }
 
-    async fn measure(&self, base: &str, db: &Database) -> anyhow::Result<Measured> {
+    /// How the figures name what ran.
+    fn scope(&self) -> &'static str {
+        if self.whole_system.is_some() {
+            ", all five services"
+        } else {
+            ""
+        }
+    }
+
+    async fn measure(
+        &self,
+        base: &str,
+        db: &Database,
+        consumers: Option<&Consumers>,
+    ) -> anyhow::Result<Measured> {
         let duration = Duration::from_secs(self.seconds);
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(self.concurrency)
@@ -114,6 +172,7 @@ impl CreateTasks {
 
         let reader = KafkaReader::start(&user.id).await?;
         let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let cpu_before = consumers::cpu_ticks()?;
         let creates = {
             let (http, base, token, acked) = (
                 http.clone(),
@@ -135,6 +194,11 @@ impl CreateTasks {
             })
             .await?
         };
+        let busy_cores = consumers::busy_cores(cpu_before, consumers::cpu_ticks()?, cores());
+        let caught_up = match consumers {
+            Some(c) => Some(c.caught_up(CATCH_UP_BOUND).await?),
+            None => None,
+        };
         let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
         let seen = reader.finish(acked.len()).await?;
         let to_kafka = to_kafka_latencies(&seen, &acked).await?;
@@ -145,6 +209,8 @@ impl CreateTasks {
             creates,
             inserts,
             to_kafka,
+            busy_cores,
+            caught_up,
         })
     }
 
@@ -153,11 +219,24 @@ impl CreateTasks {
             Backend::Sqlite => "SQLite",
             Backend::Postgres => "PostgreSQL",
         };
+        let db = &format!("{db}{}", self.scope());
         let load = format!(
             "{} concurrent clients, {} s per run, {} tasks created",
             self.concurrency, self.seconds, m.creates.ops
         );
-        vec![
+        let mut figures = vec![
+            Figure::new(
+                &format!("create task per busy core ({db})"),
+                "tasks/s",
+                m.creates.rate() / m.busy_cores.max(0.01),
+                "create task, whole machine",
+                m.creates.rate(),
+                format!(
+                    "{:.2} of {} cores busy during the creates (/proc/stat: the load generator, the services, the database, three brokers and the registry share them); the ratio is 1 / busy cores",
+                    m.busy_cores,
+                    cores()
+                ),
+            ),
             Figure::new(
                 &format!("create task ({db})"),
                 "tasks/s",
@@ -216,8 +295,23 @@ impl CreateTasks {
                     m.creates.ops
                 ),
             ),
-        ]
+        ];
+        if let Some(caught_up) = m.caught_up {
+            figures.push(Figure::new(
+                &format!("consumers caught up after the load ({db})"),
+                "s",
+                caught_up.as_secs_f64(),
+                "length of the load",
+                self.seconds as f64,
+                "notification-service, recurring-task-service and audit-service (release binaries, own databases) committed every event published during the creates; lower is better".to_owned(),
+            ));
+        }
+        figures
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The database ceiling: one task row inserted and committed per transaction, from as many

@@ -22,6 +22,7 @@
 //! The in-process services log only when `RUST_LOG` is set (`make bench` sets `warn`).
 
 mod audit;
+mod consumers;
 mod create_tasks;
 mod kafka;
 mod reminders;
@@ -62,6 +63,10 @@ enum Command {
         /// Concurrent clients (and insert workers of the database ceiling).
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Run the four other services (release binaries in this directory) beside task-api,
+        /// consuming what it publishes.
+        #[arg(long)]
+        whole_system: Option<PathBuf>,
     },
     /// REST 201 → WebSocket message p50/p99 vs Kafka's EndToEndLatency (measured here for the run).
     WsLatency {
@@ -134,11 +139,13 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateTasks {
             seconds,
             concurrency,
+            whole_system,
         } => {
             create_tasks::CreateTasks {
                 seconds,
                 concurrency,
                 repo: repo.clone(),
+                whole_system,
             }
             .run()
             .await?

@@ -145,6 +145,7 @@ impl Reminders {
                 key: WebhookKey::new("loadgen-webhook-signing-key-of-40-chars!"),
                 timeout: Duration::from_secs(5),
             },
+            sms: None,
             push: None,
             app_base_url: notification_service::config::DEFAULT_APP_BASE_URL.into(),
             schedule: ScheduleSettings::defaults(),

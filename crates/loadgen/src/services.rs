@@ -67,6 +67,9 @@ pub async fn group_at_end(prefix: &str, topics: &[Topic]) -> anyhow::Result<Stri
     Ok(group)
 }
 
+/// The webhook signing key task-api and notification-service share in a benchmark.
+pub const WEBHOOK_SIGNING_KEY: &str = "loadgen-webhook-signing-key-of-40-chars!";
+
 /// A key pair as task-api holds it: (private PEM, public PEM).
 pub fn key_pair() -> anyhow::Result<(String, String)> {
     service_kit::auth::generate_keypair()
@@ -91,11 +94,13 @@ pub async fn start_task_api(
         },
         signer: TokenSigner::from_pem(&keys.0, 3600)?,
         verifier: TokenVerifier::from_pem(&keys.1)?,
-        webhook_key: WebhookKey::new("loadgen-webhook-signing-key-of-40-chars!"),
+        webhook_key: WebhookKey::new(WEBHOOK_SIGNING_KEY),
+        sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
         vapid_public_key: None,
         consumer_group: group_at_end("loadgen-task-api", Service::TaskApi.consumes()).await?,
         login_limits: task_api::config::LoginLimits::default(),
+        client_address: Default::default(),
         outbox: task_api::config::OutboxSettings::default(),
     };
     let app = task_api::startup::Application::build(config).await?;

@@ -7,6 +7,7 @@ use lettre::message::Mailbox;
 use service_kit::auth::TokenVerifier;
 use service_kit::config::{CommonConfig, ConfigError, millis_or, optional, parsed_or, required};
 use service_kit::consumer::RetryPolicy;
+use service_kit::sms::SmsGatewaySettings;
 use service_kit::webhook::WebhookKey;
 
 /// The contract's port of the service.
@@ -21,6 +22,9 @@ pub struct Config {
     pub consumer_group: String,
     pub smtp: SmtpSettings,
     pub webhook: WebhookSettings,
+    /// `SMS_GATEWAY_URL` and its key: `None` when SMS is off here (an SMS delivery then fails
+    /// for good, saying so).
+    pub sms: Option<SmsGatewaySettings>,
     /// Web Push, when `VAPID_PRIVATE_KEY` is set; without it the push channel is unavailable
     /// and a push delivery fails saying so (a deployment without push still starts).
     pub push: Option<PushSettings>,
@@ -56,7 +60,7 @@ pub struct DeliverySettings {
     /// `DELIVERY_LEASE_MS` (120 s): how long an attempt holds its delivery. An instance that
     /// dies mid-attempt leaves the delivery to another one after this long, so it bounds how
     /// late such a delivery goes out; it must outlast any one attempt (more than twice
-    /// `SMTP_TIMEOUT_MS`, `WEBHOOK_TIMEOUT_MS` and `PUSH_TIMEOUT_MS`), or a slow attempt would be taken over and
+    /// `SMTP_TIMEOUT_MS`, `WEBHOOK_TIMEOUT_MS`, `SMS_GATEWAY_TIMEOUT_MS` and `PUSH_TIMEOUT_MS`), or a slow attempt would be taken over and
     /// sent twice.
     pub lease: Duration,
 }
@@ -287,16 +291,18 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let sms = SmsGatewaySettings::from_env()?;
         let lease = millis_or("DELIVERY_LEASE_MS", DeliverySettings::DEFAULT_LEASE)?;
         let longest_attempt = smtp
             .timeout
             .max(webhook.timeout)
+            .max(sms.as_ref().map_or(Duration::ZERO, |s| s.timeout))
             .max(push.as_ref().map_or(Duration::ZERO, |p| p.timeout));
         if lease <= longest_attempt * 2 {
             return Err(ConfigError::new(
                 "DELIVERY_LEASE_MS",
                 format!(
-                    "must be more than twice the longest attempt's timeout ({} ms, SMTP_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS or PUSH_TIMEOUT_MS)",
+                    "must be more than twice the longest attempt's timeout ({} ms, SMTP_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS, SMS_GATEWAY_TIMEOUT_MS or PUSH_TIMEOUT_MS)",
                     longest_attempt.as_millis()
                 ),
             ));
@@ -314,6 +320,7 @@ impl Config {
             consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| SERVICE.to_owned()),
             smtp,
             webhook,
+            sms,
             push,
             app_base_url: app_base_url()?,
             schedule: ScheduleSettings {

@@ -171,6 +171,8 @@ fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbErr
                 webhook_url: e.webhook_url.clone(),
                 profile_version: 0,
                 updated_at: now,
+                // A new account has no number; user.updated brings a verified one.
+                phone_number: None,
             };
             users::record(conn, &row).map(|applied| Effect::Profile { applied })
         }
@@ -184,6 +186,7 @@ fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbErr
                 webhook_url: e.webhook_url.clone(),
                 profile_version: e.version,
                 updated_at: now,
+                phone_number: e.verified_phone_number.clone(),
             };
             let applied = users::record(conn, &row)?;
             if applied {

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
 use crate::delivery::push::PushSender;
+use crate::delivery::sms::SmsSender;
 use crate::delivery::webhook::WebhookSender;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
@@ -89,6 +90,7 @@ impl Application {
                 .map_err(anyhow::Error::msg)?,
             webhook: WebhookSender::new(config.webhook.key.clone(), config.webhook.timeout)
                 .map_err(anyhow::Error::msg)?,
+            sms: SmsSender::new(config.sms.clone()).map_err(anyhow::Error::msg)?,
             push: match &config.push {
                 Some(settings) => Some(
                     PushSender::new(
@@ -148,6 +150,7 @@ impl Application {
             metrics,
             crate::http::routes,
             Service::NotificationService,
+            &consumer.access(),
         )?;
         tracing::info!(port, "notification-service listening");
         Ok(Self {

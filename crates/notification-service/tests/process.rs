@@ -163,6 +163,19 @@ fn a_missing_or_bad_setting_stops_the_binary_with_one_line_naming_it() {
         ("WEBHOOK_SIGNING_KEY", with("WEBHOOK_SIGNING_KEY", "short")),
         ("DELIVERY_MAX_ATTEMPTS", with("DELIVERY_MAX_ATTEMPTS", "0")),
         ("APP_BASE_URL", with("APP_BASE_URL", "ftp://x")),
+        // SMS is optional, but a gateway without its key, or a bad URL, is a mistake.
+        (
+            "SMS_GATEWAY_SIGNING_KEY",
+            with("SMS_GATEWAY_URL", "https://sms.example.com/send"),
+        ),
+        ("SMS_GATEWAY_URL", {
+            let mut env = with("SMS_GATEWAY_URL", "ftp://sms.example.com");
+            env.push((
+                "SMS_GATEWAY_SIGNING_KEY".to_owned(),
+                "sms-gateway-signing-key-0123456789abcdef".to_owned(),
+            ));
+            env
+        }),
         // Push is optional, but a key given must be one, with a contact beside it.
         ("VAPID_PRIVATE_KEY", with("VAPID_PRIVATE_KEY", "not-a-key")),
         (

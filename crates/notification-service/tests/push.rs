@@ -77,6 +77,7 @@ fn profile(user_id: &str, version: i64, subscriptions: Vec<PushSubscription>) ->
         timezone: "Europe/Berlin".into(),
         notification_channels: vec![Push, InApp],
         webhook_url: None,
+        verified_phone_number: None,
         push_subscriptions: subscriptions,
     }
 }

@@ -85,6 +85,7 @@ impl Application {
             metrics,
             crate::http::routes,
             Service::RecurringTaskService,
+            &consumer.access(),
         )?;
         tracing::info!(port, "recurring-task-service listening");
         Ok(Self {

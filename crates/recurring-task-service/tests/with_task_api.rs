@@ -46,10 +46,12 @@ impl TaskApi {
             webhook_key: service_kit::webhook::WebhookKey::new(
                 "recurring-e2e-webhook-signing-key-32chars",
             ),
+            sms: None,
             ws_public_url: "ws://127.0.0.1:8001".into(),
             vapid_public_key: None,
             consumer_group: group,
             login_limits: task_api::config::LoginLimits::default(),
+            client_address: Default::default(),
             outbox: task_api::config::OutboxSettings {
                 poll_interval: Duration::from_millis(200),
                 ..task_api::config::OutboxSettings::default()

@@ -290,6 +290,15 @@ pub fn kafka_access_probe(kafka: &crate::kafka::KafkaAccess, topics: &[events::T
     })
 }
 
+/// Probe: the brokers let this service's consumer in. A user with ACLs for its topics but none
+/// for its group passes [`kafka_access_probe`]; only the consumer meets that refusal.
+pub fn consumer_access_probe(access: crate::consumer::ConsumerAccess) -> Probe {
+    Arc::new(move || {
+        let result = access.check();
+        Box::pin(async move { result })
+    })
+}
+
 /// Probe: the schema registry answers.
 pub fn registry_probe(registry: &events::registry::RegistryAccess) -> Probe {
     let admin = events::registry::RegistryAdmin::connect(registry).ok();
@@ -517,8 +526,8 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<(std::net::TcpListene
 
 /// The HTTP server of a service whose API reads its own database behind JWT (the audit,
 /// notification and recurring-task services): [`server`] on the configured address with the
-/// pool and the token verifier as app data, ready when Kafka, the registry and the database
-/// answer. Returns the server and the port it got.
+/// pool and the token verifier as app data, ready as [`Readiness::standard`] says and while
+/// the brokers let its consumer in. Returns the server and the port it got.
 pub fn database_api_server(
     config: &crate::config::CommonConfig,
     db: &crate::db::Database,
@@ -526,9 +535,11 @@ pub fn database_api_server(
     metrics: Metrics,
     routes: fn(&mut web::ServiceConfig),
     service: events::Service,
+    consumer: &crate::consumer::ConsumerAccess,
 ) -> std::io::Result<(actix_web::dev::Server, u16)> {
     let (listener, port) = bind(config.bind_addr)?;
-    let readiness = Readiness::standard(config, db.clone(), &service.uses());
+    let readiness = Readiness::standard(config, db.clone(), &service.uses())
+        .with("kafka_consumer", consumer_access_probe(consumer.clone()));
     let (db, verifier) = (web::Data::new(db.clone()), web::Data::new(verifier.clone()));
     let server = server(
         listener,

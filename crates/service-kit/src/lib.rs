@@ -10,8 +10,11 @@ pub mod metrics;
 pub mod outbox;
 pub mod push;
 pub mod shutdown;
+pub mod sms;
 pub mod telemetry;
 pub mod webhook;
 
+#[cfg(feature = "testing")]
+pub mod sms_sink;
 #[cfg(feature = "testing")]
 pub mod testing;

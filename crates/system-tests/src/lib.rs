@@ -12,6 +12,7 @@ pub mod live_view;
 pub mod load;
 pub mod mail;
 pub mod proxy;
+pub mod registry_gate;
 pub mod system;
 pub mod verify;
 pub mod webhook;

@@ -2,7 +2,9 @@
 //! SCRAM-SHA-512, every service as its own user with ACLs for exactly its topics and its group.
 //! The end-to-end story runs through all five services, and a service whose user has no ACL
 //! is refused: one clear error line, `/readyz` 503 naming the topics, and the process stays up
-//! (no crash loop). The cluster is `scripts/secured-cluster.sh`'s (started once; `make test`
+//! (no crash loop); one whose user may read its topics but not join its consumer group is not
+//! ready either. Every service reaches the schema registry with basic-auth credentials, through
+//! a gate that refuses requests without them. The cluster is `scripts/secured-cluster.sh`'s (started once; `make test`
 //! starts it before the build and stops it at the end; this test starts it if it is not up).
 
 #![allow(clippy::unwrap_used)] // a test that cannot go on should stop loudly
@@ -16,6 +18,7 @@ use serde_json::json;
 use service_kit::kafka::{KafkaAccess, SecurityProtocol};
 use service_kit::testing::{Backend, wait_for};
 use system_tests::client::task_of;
+use system_tests::registry_gate::RegistryGate;
 use system_tests::system::KafkaSettings;
 use system_tests::{Svc, System, UserClient, WsClient};
 
@@ -38,11 +41,35 @@ fn script(args: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The settings of `user` on the secured cluster, as its services get them.
-fn user_env(user: &str, bootstrap: &(String, String)) -> Vec<(String, String)> {
+/// The settings of `user` on the secured cluster, and the registry's credentials, as its
+/// services get them.
+fn user_env(
+    user: &str,
+    bootstrap: &(String, String),
+    registry: &RegistryGate,
+) -> Vec<(String, String)> {
     let mut env = script(&["kafka-security.sh", "env", user]);
     env.push(bootstrap.clone());
+    env.extend(registry.env());
     env
+}
+
+/// Wait until the instance at `url` answers `/readyz` with 503 and its check `check` failing;
+/// returns the check's error.
+async fn not_ready_because(url: &str, check: &str) -> String {
+    let http = reqwest::Client::new();
+    wait_for(
+        &format!("{url}/readyz failing on {check}"),
+        BOUND,
+        || async {
+            let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.ok()?;
+            let error = body["checks"][check]["error"].as_str()?.to_owned();
+            (status == 503).then_some(error)
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,11 +80,12 @@ async fn the_story_runs_on_sasl_ssl_with_a_user_per_service_and_a_user_without_a
         .find(|(k, _)| k == "KAFKA_BOOTSTRAP_SERVERS")
         .cloned()
         .unwrap();
-    let admin = KafkaAccess::from_settings(&user_env("admin", &bootstrap)).unwrap();
+    let registry = RegistryGate::start(&service_kit::testing::registry_url());
+    let admin = KafkaAccess::from_settings(&user_env("admin", &bootstrap, &registry)).unwrap();
     assert_eq!(admin.protocol, SecurityProtocol::SaslSsl);
     let service_env: HashMap<Svc, Vec<(String, String)>> = Svc::ALL
         .iter()
-        .map(|svc| (*svc, user_env(svc.name(), &bootstrap)))
+        .map(|svc| (*svc, user_env(svc.name(), &bootstrap, &registry)))
         .collect();
     let system = System::start_with(
         Backend::Postgres,
@@ -70,9 +98,14 @@ async fn the_story_runs_on_sasl_ssl_with_a_user_per_service_and_a_user_without_a
 
     // A user without ACLs: an audit-service started as it is refused, says so once, stays up
     // and not ready. Started first, so its refusal is seen while the story runs.
-    let refused_env = user_env("no-acls", &bootstrap);
+    let refused_env = user_env("no-acls", &bootstrap, &registry);
     let (mut refused, refused_url, refused_log) =
         system.spawn_variant(Svc::Audit, "audit-service-no-acls", &refused_env);
+    // A user with audit-service's topic ACLs but none for a consumer group: its topics are
+    // visible, joining its group is refused.
+    let groupless_env = user_env("no-group", &bootstrap, &registry);
+    let (mut groupless, groupless_url, groupless_log) =
+        system.spawn_variant(Svc::Audit, "audit-service-no-group", &groupless_env);
 
     // The story through all five services, each connected as its own user.
     let alice = UserClient::register(&system, "alice").await;
@@ -153,25 +186,51 @@ async fn the_story_runs_on_sasl_ssl_with_a_user_per_service_and_a_user_without_a
     )
     .await;
 
+    // Every service reached the registry with its credentials; none went without.
+    let (forwarded, unauthenticated) = registry.counts();
+    assert!(
+        forwarded > 0,
+        "the services used the registry through its gate"
+    );
+    assert_eq!(
+        unauthenticated, 0,
+        "no registry request without credentials"
+    );
+
     // The refused instance: not ready, naming what it may not see; one clear log line; alive.
     let http = reqwest::Client::new();
-    let readiness = wait_for(
-        "the refused instance's /readyz naming its topics",
-        BOUND,
-        || async {
-            let r = http
-                .get(format!("{refused_url}/readyz"))
-                .send()
-                .await
-                .ok()?;
-            let status = r.status().as_u16();
-            let body: serde_json::Value = r.json().await.ok()?;
-            let error = body["checks"]["kafka_access"]["error"].as_str()?.to_owned();
-            (status == 503).then_some(error)
-        },
-    )
-    .await;
+    let readiness = not_ready_because(&refused_url, "kafka_access").await;
     assert!(readiness.contains("task.created"), "{readiness}");
+
+    // The instance without a group ACL: its topics pass, its consumer's refusal gates.
+    let group_refusal = not_ready_because(&groupless_url, "kafka_consumer").await;
+    assert!(
+        group_refusal.to_lowercase().contains("group"),
+        "{group_refusal}"
+    );
+    let groupless_readyz: serde_json::Value = http
+        .get(format!("{groupless_url}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        groupless_readyz["checks"]["kafka_access"]["status"], "ok",
+        "its topics are visible to it: {groupless_readyz}"
+    );
+    let groupless_text = std::fs::read_to_string(&groupless_log).unwrap();
+    assert!(
+        groupless_text.contains("kafka refused this consumer"),
+        "the group refusal is logged:\n{groupless_text}"
+    );
+    assert!(
+        !groupless_text.contains(registry.user_info.split_once(':').unwrap().1),
+        "the log holds no registry password"
+    );
+    groupless.kill().unwrap();
+    groupless.wait().unwrap();
     let log = wait_for("the refusal in its log", BOUND, || async {
         let log = std::fs::read_to_string(&refused_log).ok()?;
         log.contains("kafka refused this").then_some(log)
@@ -205,4 +264,5 @@ async fn the_story_runs_on_sasl_ssl_with_a_user_per_service_and_a_user_without_a
     refused.kill().unwrap();
     refused.wait().unwrap();
     system.stop().await;
+    registry.stop().await;
 }

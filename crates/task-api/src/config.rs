@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use service_kit::auth::{TokenSigner, TokenVerifier, read_pem};
 use service_kit::config::{CommonConfig, ConfigError, millis_or, optional, parsed_or, required};
+use service_kit::sms::SmsGatewaySettings;
 use service_kit::webhook::WebhookKey;
+
+use crate::http::client_address::ClientAddress;
 
 /// The contract's port of the service.
 pub const PORT: u16 = 8000;
@@ -18,6 +21,9 @@ pub struct Config {
     pub verifier: TokenVerifier,
     /// `WEBHOOK_SIGNING_KEY`: from it each user's webhook secret is derived.
     pub webhook_key: WebhookKey,
+    /// `SMS_GATEWAY_URL`, `SMS_GATEWAY_SIGNING_KEY`: sends phone verification codes; `None`
+    /// (unset URL): no SMS on this server, the sms channel is refused.
+    pub sms: Option<SmsGatewaySettings>,
     /// `WS_PUBLIC_URL`: where browsers reach the ws-gateway (served by `GET /api/config`).
     pub ws_public_url: String,
     /// `VAPID_PUBLIC_KEY` (optional): base64url of the 65-byte P-256 public key matching
@@ -27,6 +33,8 @@ pub struct Config {
     /// `CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
     pub consumer_group: String,
     pub login_limits: LoginLimits,
+    /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` says who the client is.
+    pub client_address: ClientAddress,
     pub outbox: OutboxSettings,
 }
 
@@ -154,10 +162,12 @@ impl Config {
             signer,
             verifier,
             webhook_key: WebhookKey::from_env()?,
+            sms: SmsGatewaySettings::from_env()?,
             ws_public_url,
             vapid_public_key,
             consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "task-api".to_owned()),
             login_limits,
+            client_address: ClientAddress::from_env()?,
             outbox,
         })
     }

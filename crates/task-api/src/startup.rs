@@ -86,13 +86,26 @@ impl Application {
 
         let (listener, port) = kit_http::bind(config.common.bind_addr)?;
         let address = listener.local_addr()?;
-        let readiness = Readiness::standard(&config.common, db.clone(), &Service::TaskApi.uses());
+        // Kafka's and the registry's outages are reported, not gating (writes go on into the
+        // outbox); a refusal of the service's credentials, topics or ingest group gates.
+        let readiness = Readiness::standard(&config.common, db.clone(), &Service::TaskApi.uses())
+            .with(
+                "kafka_consumer",
+                kit_http::consumer_access_probe(consumer.access()),
+            );
         let openapi = ApiDoc::openapi();
         let state = web::Data::new(AppState {
             db: db.clone(),
             signer: config.signer.clone(),
             webhook_key: config.webhook_key.clone(),
+            sms: config
+                .sms
+                .clone()
+                .map(service_kit::sms::SmsGateway::new)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             limiter: LoginLimiter::new(config.login_limits),
+            client_address: config.client_address.clone(),
             writes: GroupCommit::start(db.clone(), wakeup.clone()),
             relay_wakeup: wakeup,
             ws_public_url: config.ws_public_url.clone(),

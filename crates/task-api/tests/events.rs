@@ -393,3 +393,92 @@ async fn logins_past_the_limit_get_429_with_retry_after_and_are_announced() {
     assert_eq!(e.ip_address.as_deref(), Some("127.0.0.1"));
     app.stop().await;
 }
+
+/// A login from `forwarded_for` as a proxy would send it.
+async fn login_via(app: &TestApp, email: &str, password: &str, forwarded_for: &str) -> u16 {
+    app.http
+        .post(app.url("/api/auth/login"))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_login_budget_and_address() {
+    let mut opts = Options::new(Backend::Sqlite);
+    opts.login_limits.per_ip = 3;
+    opts.login_limits.per_email = 100;
+    // The test connects from 127.0.0.1: it plays the ingress.
+    opts.client_address =
+        task_api::http::client_address::ClientAddress::parse("127.0.0.1/32").unwrap();
+    let app = spawn_with(opts).await;
+    let auth_from = offsets(Topic::UserAuthenticated).await;
+    let user = app.new_user().await; // from 127.0.0.1 itself (no header): its own budget
+    for _ in 0..3 {
+        assert_eq!(
+            login_via(&app, "nobody@example.com", "x", "198.51.100.1").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_via(&app, "nobody@example.com", "x", "198.51.100.1").await,
+        429,
+        "the fourth attempt of that client"
+    );
+    // The proxy appends the address it saw: what a client writes before it is not believed,
+    // so the limited client cannot escape by naming another address...
+    assert_eq!(
+        login_via(
+            &app,
+            "nobody@example.com",
+            "x",
+            "198.51.100.9, 198.51.100.1"
+        )
+        .await,
+        429,
+        "198.51.100.1 is still who the proxy saw"
+    );
+    // ...and another client behind the same proxy is not limited by the first one's failures,
+    // even when it (or anyone) writes the limited address at the left of its header.
+    assert_eq!(
+        login_via(&app, &user.email, PASSWORD, "198.51.100.1, 198.51.100.7").await,
+        200,
+        "the client the proxy saw is 198.51.100.7"
+    );
+    app.wait_outbox_empty().await;
+    let auth = wait_for_published(
+        Topic::UserAuthenticated,
+        &auth_from,
+        &keys([user.id.clone()]),
+        2, // its first login, then this one
+    )
+    .await;
+    let AnyEvent::UserAuthenticated(e) = &auth.last().unwrap().event else {
+        panic!()
+    };
+    assert_eq!(e.outcome, AuthOutcome::Success);
+    assert_eq!(e.ip_address.as_deref(), Some("198.51.100.7"));
+    app.stop().await;
+
+    // Without trusted proxies the header is nobody's word: a client cannot pick its address
+    // to escape its budget.
+    let mut opts = Options::new(Backend::Sqlite);
+    opts.login_limits.per_ip = 3;
+    opts.login_limits.per_email = 100;
+    let app = spawn_with(opts).await;
+    for i in 0..3 {
+        assert_eq!(
+            login_via(&app, "nobody@example.com", "x", &format!("198.51.100.{i}")).await,
+            401
+        );
+    }
+    assert_eq!(
+        login_via(&app, "nobody@example.com", "x", "198.51.100.200").await,
+        429
+    );
+    app.stop().await;
+}

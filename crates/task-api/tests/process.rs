@@ -69,6 +69,31 @@ fn a_missing_setting_stops_the_service_with_one_line_naming_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_PUBLIC_KEY"));
+    // SMS is optional, but a gateway without a usable key or URL is a mistake.
+    for (name, url, key) in [
+        (
+            "SMS_GATEWAY_SIGNING_KEY",
+            "https://sms.example.com/send",
+            "short",
+        ),
+        (
+            "SMS_GATEWAY_URL",
+            "sms.example.com",
+            "sms-gateway-signing-key-0123456789abcdef",
+        ),
+    ] {
+        let out = base_command(&db, free_port(), &keys)
+            .env("SMS_GATEWAY_URL", url)
+            .env("SMS_GATEWAY_SIGNING_KEY", key)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(lines[0].contains(name), "{stderr}");
+        assert!(!stderr.contains(key), "the key is never printed: {stderr}");
+    }
     // Push is optional (unset: off), but a key given must be a P-256 public key; the line
     // names the setting without echoing the value.
     let out = base_command(&db, free_port(), &keys)

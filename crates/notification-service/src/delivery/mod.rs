@@ -10,6 +10,7 @@
 
 pub mod email;
 pub mod push;
+pub mod sms;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::storage::deliveries::{self, DeliveryRow};
 use crate::storage::users::{self, UserRow};
 use email::EmailSender;
 use push::PushSender;
+use sms::SmsSender;
 use webhook::WebhookSender;
 
 /// Tries to record an outcome while the database is away, before leaving it to the lease.
@@ -55,6 +57,7 @@ pub const CHANNEL_DISABLED: &str = "channel disabled by user";
 pub struct Channels {
     pub email: EmailSender,
     pub webhook: WebhookSender,
+    pub sms: SmsSender,
     /// `None` when VAPID is not configured: the push channel is unavailable.
     pub push: Option<PushSender>,
     pub app_base_url: String,
@@ -236,6 +239,12 @@ async fn deliver(
                     &notice.webhook_body(),
                     &row.notification_id,
                 )
+                .await
+        }
+        NotificationChannel::Sms => {
+            channels
+                .sms
+                .send(user.phone_number.as_deref(), &notice)
                 .await
         }
         NotificationChannel::Push => match &channels.push {

@@ -10,6 +10,7 @@ diesel::table! {
         webhook_url -> Nullable<Text>,
         profile_version -> BigInt,
         updated_at -> BigInt,
+        phone_number -> Nullable<Text>,
     }
 }
 

@@ -16,6 +16,8 @@ pub struct UserRow {
     pub webhook_url: Option<String>,
     pub profile_version: i64,
     pub updated_at: i64,
+    /// E.164, verified: user.updated carries no other.
+    pub phone_number: Option<String>,
 }
 
 pub fn get(conn: &mut DbConnection, user_id: &str) -> Result<Option<UserRow>, DbError> {

@@ -68,6 +68,8 @@ pub struct Options {
     pub concurrency: usize,
     pub webhook_timeout: Duration,
     pub batch_size: i64,
+    /// The SMS gateway (a sink in the test); `None`: SMS off.
+    pub sms: Option<service_kit::sms::SmsGatewaySettings>,
 }
 
 impl Default for Options {
@@ -83,6 +85,7 @@ impl Default for Options {
             concurrency: 8,
             webhook_timeout: Duration::from_secs(2),
             batch_size: 500,
+            sms: None,
         }
     }
 }
@@ -208,6 +211,7 @@ pub fn config(db_url: &DatabaseUrl, group: &str, options: &Options) -> (Config, 
             key: webhook_key(),
             timeout: options.webhook_timeout,
         },
+        sms: options.sms.clone(),
         push: Some(PushSettings {
             vapid_key: vapid_key(),
             subject: VAPID_SUBJECT.into(),

@@ -9,21 +9,28 @@ use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 
-use super::{PartitionMap, PartitionState};
+use super::{ConsumerAccess, PartitionMap, PartitionState};
 use crate::metrics::Metrics;
 
 pub(crate) struct RuntimeContext {
     partitions: PartitionMap,
     metrics: Metrics,
     drain_timeout: Duration,
+    access: ConsumerAccess,
 }
 
 impl RuntimeContext {
-    pub fn new(partitions: PartitionMap, metrics: Metrics, drain_timeout: Duration) -> Self {
+    pub fn new(
+        partitions: PartitionMap,
+        metrics: Metrics,
+        drain_timeout: Duration,
+        access: ConsumerAccess,
+    ) -> Self {
         Self {
             partitions,
             metrics,
             drain_timeout,
+            access,
         }
     }
 }
@@ -96,6 +103,8 @@ impl ConsumerContext for RuntimeContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // The group coordinator let this consumer in: a refusal seen before has ended.
+            self.access.accepted();
             tracing::info!(partitions = tpl.count(), "partitions assigned");
         }
     }

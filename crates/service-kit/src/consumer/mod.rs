@@ -21,10 +21,13 @@
 //! The poll loop runs on its own OS thread because librdkafka calls the rebalance callback from
 //! `poll`, and that callback waits for in-flight work: it must not block an async executor.
 
+mod access;
 mod backoff;
 mod context;
 pub mod dead_letter;
 mod partition;
+
+pub use access::ConsumerAccess;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -201,11 +204,13 @@ pub(crate) struct Shared<H> {
     pub metrics: Metrics,
     pub shutdown: Shutdown,
     pub consumer: Arc<KafkaConsumer>,
+    pub access: ConsumerAccess,
 }
 
 /// A running consumer; [`ConsumerRuntime::join`] waits until it has drained and committed.
 pub struct ConsumerRuntime {
     thread: Option<std::thread::JoinHandle<()>>,
+    access: ConsumerAccess,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,8 +232,13 @@ impl ConsumerRuntime {
         shutdown: Shutdown,
     ) -> Result<Self, StartError> {
         let partitions: PartitionMap = Arc::default();
-        let context =
-            RuntimeContext::new(partitions.clone(), metrics.clone(), settings.drain_timeout);
+        let access = ConsumerAccess::default();
+        let context = RuntimeContext::new(
+            partitions.clone(),
+            metrics.clone(),
+            settings.drain_timeout,
+            access.clone(),
+        );
         let mut config = settings.kafka.client_config_for(settings.service.name());
         config
             .set("group.id", &settings.group_id)
@@ -259,6 +269,7 @@ impl ConsumerRuntime {
             metrics,
             shutdown,
             consumer: consumer.clone(),
+            access: access.clone(),
         });
         let runtime = tokio::runtime::Handle::current();
         let name = format!("{}-poll", shared.settings.service.name());
@@ -267,7 +278,14 @@ impl ConsumerRuntime {
             .spawn(move || poll_loop(shared, partitions, runtime))?;
         Ok(Self {
             thread: Some(thread),
+            access,
         })
+    }
+
+    /// Whether the brokers accept this consumer, for `/readyz`
+    /// ([`crate::http::consumer_access_probe`]).
+    pub fn access(&self) -> ConsumerAccess {
+        self.access.clone()
     }
 
     /// Wait (without blocking the executor) until the consumer has drained, committed and
@@ -282,7 +300,7 @@ impl ConsumerRuntime {
 /// Consumer errors, logged without flooding: the same error at most once a minute while it
 /// lasts. A refusal (no ACL for a topic or the group, credentials refused) is an error line
 /// that says what to grant; the consumer keeps polling (an ACL added later is picked up, no
-/// restart, no crash loop) and `/readyz` reports the refusal.
+/// restart, no crash loop) and `/readyz` reports the refusal ([`ConsumerAccess`]).
 #[derive(Default)]
 struct ErrorLog {
     last: Option<(String, std::time::Instant)>,
@@ -333,9 +351,15 @@ fn poll_loop<H: EventHandler>(
             None => continue,
             Some(Err(e)) => {
                 errors.report(&e, &shared.settings);
+                if crate::kafka::is_refusal(&e) {
+                    shared.access.refused(&e);
+                }
                 continue;
             }
-            Some(Ok(m)) => m.detach(),
+            Some(Ok(m)) => {
+                shared.access.accepted();
+                m.detach()
+            }
         };
         let key = (message.topic().to_owned(), message.partition());
         let stale = routes

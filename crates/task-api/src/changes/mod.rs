@@ -8,6 +8,7 @@
 
 pub mod categories;
 pub mod group_commit;
+pub mod phone;
 pub mod push;
 pub mod shares;
 pub mod tasks;

@@ -32,6 +32,8 @@ pub async fn register(
             timezone: registration.timezone,
             notification_channels: default_channels(),
             webhook_url: None,
+            phone_number: None,
+            phone_verified: false,
         },
         version: 1,
         created_at: now,
@@ -128,30 +130,39 @@ fn update_in(
     Ok(next)
 }
 
-/// The user.updated of a new profile version: the whole profile, push subscriptions included.
+/// Enqueue the user.updated of a new profile version: the whole profile, push subscriptions
+/// included (every user.updated lists them all, or a consumer would read "none left").
 pub(crate) fn announce(
     conn: &mut DbConnection,
     next: &User,
     traceparent: &str,
 ) -> Result<(), DbError> {
-    let p = &next.profile;
     let subscriptions = crate::storage::push::of_user(conn, &next.id)?;
-    outbox::enqueue(
-        conn,
-        &UserUpdatedEvent {
-            event_id: event_id(),
-            event_timestamp: next.updated_at,
-            user_id: next.id.clone(),
-            version: next.version,
-            email: next.email.clone(),
-            name: p.name.clone(),
-            timezone: p.timezone.clone(),
-            notification_channels: p.notification_channels.clone(),
-            webhook_url: p.webhook_url.clone(),
-            push_subscriptions: crate::storage::push::as_event(&subscriptions),
-        },
-        Some(traceparent),
-    )
+    let event = UserUpdatedEvent {
+        push_subscriptions: crate::storage::push::as_event(&subscriptions),
+        ..updated_event(next)
+    };
+    outbox::enqueue(conn, &event, Some(traceparent))
+}
+
+/// The user.updated of a stored profile version: the whole profile, the phone number only once
+/// verified.
+fn updated_event(user: &User) -> UserUpdatedEvent {
+    let p = &user.profile;
+    UserUpdatedEvent {
+        event_id: event_id(),
+        event_timestamp: user.updated_at,
+        user_id: user.id.clone(),
+        version: user.version,
+        email: user.email.clone(),
+        name: p.name.clone(),
+        timezone: p.timezone.clone(),
+        notification_channels: p.notification_channels.clone(),
+        webhook_url: p.webhook_url.clone(),
+        verified_phone_number: p.verified_phone().map(str::to_owned),
+        // Read from storage by `announce`, which every profile change goes through.
+        push_subscriptions: Vec::new(),
+    }
 }
 
 /// `PATCH /api/me`: a new profile version and its user.updated, or nothing when nothing changed.

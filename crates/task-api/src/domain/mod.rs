@@ -1,6 +1,7 @@
 //! Types and rules of users, tasks and categories, without I/O. Requests are parsed here into
 //! types that can only hold valid values, so storage and handlers never re-check them.
 
+pub mod phone;
 pub mod push;
 pub mod query;
 pub mod share;

@@ -52,7 +52,7 @@ pub struct ReminderInput {
     pub before_due: Option<i64>,
     /// RFC 3339 time.
     pub at: Option<String>,
-    /// `email`, `webhook` or `in_app`.
+    /// `email`, `webhook`, `in_app` or `sms` (on a server with an SMS gateway).
     #[schema(example = "email")]
     pub channel: String,
 }

@@ -51,7 +51,8 @@ pub struct UpdateMeRequest {
     #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     pub timezone: Option<String>,
-    /// Channels reminders are delivered on: `email`, `webhook`, `in_app`.
+    /// Channels reminders are delivered on: `email`, `webhook`, `in_app`, `sms` (needs a verified
+    /// phone number and a server with an SMS gateway).
     #[schema(value_type = Option<Vec<String>>, example = json!(["email", "in_app"]))]
     pub notification_channels: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
@@ -194,9 +195,17 @@ pub struct Profile {
     pub timezone: String,
     pub notification_channels: Vec<NotificationChannel>,
     pub webhook_url: Option<String>,
+    /// E.164; set and changed through `/api/me/phone` only (see crate::changes::phone).
+    pub phone_number: Option<String>,
+    pub phone_verified: bool,
 }
 
 impl Profile {
+    /// The number SMS may go to: only a verified one.
+    pub fn verified_phone(&self) -> Option<&str> {
+        self.phone_number.as_deref().filter(|_| self.phone_verified)
+    }
+
     /// Apply a `PATCH /api/me` body; the result is checked as a whole (webhook channel needs a
     /// URL).
     pub fn apply(&self, req: &UpdateMeRequest) -> Result<Profile, Invalid> {
@@ -246,6 +255,19 @@ impl Profile {
                 "the webhook channel needs a webhook_url to deliver to",
             );
         }
+        if invalid.is_empty()
+            && next
+                .notification_channels
+                .contains(&NotificationChannel::Sms)
+            && next.verified_phone().is_none()
+        {
+            // Changing or removing the number drops the channel, so this holds whatever else
+            // a later PATCH changes.
+            invalid.add(
+                "notification_channels",
+                "the sms channel needs a verified phone number (PUT /api/me/phone)",
+            );
+        }
         invalid.finish(|| Some(next))
     }
 }
@@ -291,6 +313,8 @@ mod tests {
             timezone: "UTC".into(),
             notification_channels: default_channels(),
             webhook_url: None,
+            phone_number: None,
+            phone_verified: false,
         };
         let req = UpdateMeRequest {
             notification_channels: Some(vec!["webhook".into()]),

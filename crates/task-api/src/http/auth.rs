@@ -77,7 +77,7 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, Problem> {
     let email = body.email.trim().to_lowercase();
-    let ip = req.peer_addr().map(|a| a.ip());
+    let ip = state.client_address.of(&req);
     let mut attempt = LoginAttempt {
         email: email.clone(),
         user_id: None,

@@ -59,6 +59,9 @@ pub async fn update_me(
     state: State,
     body: web::Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, Problem> {
+    if state.sms.is_none() {
+        super::phone::refuse_sms_channel(body.notification_channels.as_deref())?;
+    }
     let picks_push = body.notification_channels.as_ref().is_some_and(|channels| {
         channels.iter().any(|c| {
             c.parse::<events::NotificationChannel>() == Ok(events::NotificationChannel::Push)

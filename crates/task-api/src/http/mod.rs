@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod categories;
+pub mod client_address;
 pub mod me;
 pub mod openapi;
+pub mod phone;
 pub mod push;
 pub mod shares;
 pub mod task_operations;
@@ -33,7 +35,11 @@ pub struct AppState {
     pub db: Database,
     pub signer: TokenSigner,
     pub webhook_key: WebhookKey,
+    /// The SMS gateway (verification codes); `None` when this server has none.
+    pub sms: Option<service_kit::sms::SmsGateway>,
     pub limiter: LoginLimiter,
+    /// Who a request comes from, behind trusted proxies too (login limits and records).
+    pub client_address: client_address::ClientAddress,
     /// Wakes the outbox relay after a commit, so events leave at once rather than at the next
     /// poll.
     pub relay_wakeup: Arc<Notify>,
@@ -77,6 +83,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/me/webhook-secret")
             .route(web::get().to(me::webhook_secret))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/me/phone")
+            .route(web::put().to(phone::enter_phone))
+            .route(web::delete().to(phone::remove_phone))
+            .default_service(not_allowed("PUT, DELETE")),
+    )
+    .service(
+        web::resource("/api/me/phone/verify")
+            .route(web::post().to(phone::verify_phone))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/tasks")

@@ -25,9 +25,12 @@ pub struct UserView {
     pub email: String,
     pub name: Option<String>,
     pub timezone: String,
-    /// `email`, `webhook`, `in_app`.
+    /// `email`, `webhook`, `in_app`, `sms`.
     pub notification_channels: Vec<String>,
     pub webhook_url: Option<String>,
+    /// E.164; SMS goes to it only once `phone_verified`.
+    pub phone_number: Option<String>,
+    pub phone_verified: bool,
     /// Profile version, grows with every change.
     pub version: i64,
     pub created_at: String,
@@ -48,6 +51,8 @@ impl From<&User> for UserView {
                 .map(|c| c.as_str().to_owned())
                 .collect(),
             webhook_url: u.profile.webhook_url.clone(),
+            phone_number: u.profile.phone_number.clone(),
+            phone_verified: u.profile.phone_verified,
             version: u.version,
             created_at: time::format(u.created_at),
             updated_at: time::format(u.updated_at),

@@ -32,6 +32,7 @@ pub const SCRIPTS: &[(&str, &str)] = modules![
     "people.js",
     "editor.js",
     "live.js",
+    "phone.js",
     "push.js",
     // The service worker (web push). At the root so that its scope is the whole page; served
     // as JavaScript like the modules (a worker must be, or the browser refuses to register it).

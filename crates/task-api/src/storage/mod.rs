@@ -3,6 +3,7 @@
 
 pub mod categories;
 pub mod idempotency;
+pub mod phones;
 pub mod push;
 pub mod schema;
 pub mod shares;

@@ -12,6 +12,19 @@ diesel::table! {
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        phone_number -> Nullable<Text>,
+        phone_verified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    phone_verifications (user_id) {
+        user_id -> Text,
+        phone_number -> Text,
+        code_hash -> Text,
+        failed_attempts -> Integer,
+        sent_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
 
@@ -102,6 +115,7 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    phone_verifications,
     categories,
     tasks,
     task_tags,

@@ -21,6 +21,8 @@ pub struct UserRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub phone_number: Option<String>,
+    pub phone_verified_at: Option<i64>,
 }
 
 /// A stored user.
@@ -50,6 +52,8 @@ impl TryFrom<UserRow> for User {
                 timezone: r.timezone,
                 notification_channels: channels,
                 webhook_url: r.webhook_url,
+                phone_verified: r.phone_number.is_some() && r.phone_verified_at.is_some(),
+                phone_number: r.phone_number,
             },
             version: r.version,
             created_at: r.created_at,
@@ -72,6 +76,9 @@ impl From<&User> for UserRow {
             version: u.version,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            phone_number: u.profile.phone_number.clone(),
+            // The time itself lives in the table only (crate::storage::phones sets it).
+            phone_verified_at: u.profile.phone_verified.then_some(u.updated_at),
         }
     }
 }

@@ -17,6 +17,7 @@ use service_kit::shutdown::Shutdown;
 use service_kit::testing::{self, Backend};
 use service_kit::webhook::WebhookKey;
 use task_api::config::{Config, LoginLimits, OutboxSettings};
+use task_api::http::client_address::ClientAddress;
 use task_api::startup::Application;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -28,9 +29,13 @@ pub struct Options {
     pub db_url: Option<DatabaseUrl>,
     pub bootstrap: String,
     pub login_limits: LoginLimits,
+    /// `TRUSTED_PROXIES`.
+    pub client_address: ClientAddress,
     pub outbox: OutboxSettings,
     /// Key pair shared with another instance (private, public PEM).
     pub keys: Option<(String, String)>,
+    /// The SMS gateway (a sink in the test); `None`: no SMS on this server.
+    pub sms: Option<service_kit::sms::SmsGatewaySettings>,
     /// `VAPID_PUBLIC_KEY`: push offered when set.
     pub vapid_public_key: Option<String>,
 }
@@ -46,12 +51,14 @@ impl Options {
                 per_ip: 10_000,
                 window: Duration::from_secs(60),
             },
+            client_address: ClientAddress::default(),
             outbox: OutboxSettings {
                 poll_interval: Duration::from_millis(200),
                 publish_timeout: Duration::from_secs(3),
                 ..OutboxSettings::default()
             },
             keys: None,
+            sms: None,
             vapid_public_key: None,
         }
     }
@@ -113,10 +120,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         signer: signer.clone(),
         verifier,
         webhook_key: WebhookKey::new("test-webhook-signing-key-of-32-chars!!"),
+        sms: opts.sms.clone(),
         ws_public_url: "ws://127.0.0.1:8001".into(),
         vapid_public_key: opts.vapid_public_key.clone(),
         consumer_group: group,
         login_limits: opts.login_limits,
+        client_address: opts.client_address.clone(),
         outbox: opts.outbox,
     };
     let app = Application::build(config).await.expect("app builds");

@@ -104,6 +104,7 @@ pub async fn start_task_api_on(
         webhook_key: service_kit::webhook::WebhookKey::new(
             "browser-test-webhook-signing-key-0123456789",
         ),
+        sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
         vapid_public_key: None,
         consumer_group: group,
@@ -112,6 +113,7 @@ pub async fn start_task_api_on(
             per_ip: 10_000,
             window: Duration::from_secs(60),
         },
+        client_address: Default::default(),
         outbox: task_api::config::OutboxSettings {
             poll_interval: Duration::from_millis(200),
             ..Default::default()

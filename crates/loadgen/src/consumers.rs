@@ -1,0 +1,238 @@
+//! The four other services as real release binaries beside the measured task-api, each on a
+//! fresh database of the benchmark's backend and a consumer group of its own positioned at the
+//! end of its topics: the whole system running and consuming while tasks are created, so the
+//! create rate is what a machine running all of it gives, and the consumers are checked to
+//! keep up (their groups' lag drains after the load).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use events::{Service, Topic};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use service_kit::config::DatabaseUrl;
+use service_kit::testing::{self, Backend};
+
+use crate::services;
+
+/// The services started beside task-api, with the topics whose lag says they kept up.
+const CONSUMERS: [Service; 4] = [
+    Service::NotificationService,
+    Service::RecurringTaskService,
+    Service::AuditService,
+    Service::WsGateway,
+];
+
+struct Running {
+    service: Service,
+    child: Child,
+    port: u16,
+    /// The group whose lag is checked (ws-gateway's own is per instance and never lags behind
+    /// anything durable: it is not checked).
+    group: Option<String>,
+    database: Option<DatabaseUrl>,
+}
+
+/// The running consumers; [`Consumers::stop`] stops them and drops their databases.
+pub struct Consumers {
+    running: Vec<Running>,
+}
+
+fn database_setting(url: &DatabaseUrl) -> String {
+    match url {
+        DatabaseUrl::Sqlite(p) => format!("sqlite://{p}"),
+        DatabaseUrl::Postgres(u) => u.clone(),
+    }
+}
+
+impl Consumers {
+    /// Start every consumer from `bin_dir` (release builds) on `backend`, accepting tokens of
+    /// `public_key`, and wait until each answers `/readyz`.
+    pub async fn start(bin_dir: &Path, backend: Backend, public_key: &str) -> anyhow::Result<Self> {
+        let mut running = Vec::new();
+        for service in CONSUMERS {
+            match Self::spawn(bin_dir, service, backend, public_key).await {
+                Ok(c) => running.push(c),
+                Err(e) => {
+                    Self { running }.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        let consumers = Self { running };
+        if let Err(e) = consumers.wait_ready().await {
+            consumers.stop().await;
+            return Err(e);
+        }
+        Ok(consumers)
+    }
+
+    async fn spawn(
+        bin_dir: &Path,
+        service: Service,
+        backend: Backend,
+        public_key: &str,
+    ) -> anyhow::Result<Running> {
+        let bin: PathBuf = bin_dir.join(service.name());
+        let port = services::free_port()?;
+        let mut command = Command::new(&bin);
+        command
+            .env("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers())
+            .env("SCHEMA_REGISTRY_URL", testing::registry_url())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("JWT_PUBLIC_KEY", public_key)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        let (group, database) = if service == Service::WsGateway {
+            command.env(
+                "CONSUMER_GROUP",
+                testing::unique_group("loadgen-ws-gateway"),
+            );
+            (None, None)
+        } else {
+            let group = services::group_at_end(service.name(), service.consumes()).await?;
+            let database = testing::fresh_database(backend);
+            command
+                .env("CONSUMER_GROUP", &group)
+                .env("DATABASE_URL", database_setting(&database));
+            (Some(group), Some(database))
+        };
+        if service == Service::NotificationService {
+            command
+                .env(
+                    "SMTP_URL",
+                    std::env::var("TEST_SMTP_URL")
+                        .unwrap_or_else(|_| "smtp://127.0.0.1:1025".into()),
+                )
+                .env("WEBHOOK_SIGNING_KEY", services::WEBHOOK_SIGNING_KEY);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Running {
+            service,
+            child,
+            port,
+            group,
+            database,
+        })
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for c in &self.running {
+            let url = format!("http://127.0.0.1:{}/readyz", c.port);
+            loop {
+                let ready = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{} was not ready within 60 s", c.service.name());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every durable consumer's group has committed the end of its topics; how long
+    /// that took from now. Fails past `bound`.
+    pub async fn caught_up(&self, bound: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let groups: Vec<(String, Vec<Topic>)> = self
+            .running
+            .iter()
+            .filter_map(|c| c.group.clone().map(|g| (g, c.service.consumes().to_vec())))
+            .collect();
+        loop {
+            let g = groups.clone();
+            let lag: i64 = tokio::task::spawn_blocking(move || {
+                g.iter()
+                    .map(|(group, topics)| group_lag(group, topics))
+                    .sum::<anyhow::Result<i64>>()
+            })
+            .await??;
+            if lag == 0 {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > bound {
+                bail!("the consumers still lag {lag} messages {bound:?} after the load");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// SIGTERM each (graceful stop), wait, and drop their databases.
+    pub async fn stop(self) {
+        for mut c in self.running {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.child.id().to_string()])
+                .status();
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = c.child.wait();
+                if let Some(db) = &c.database {
+                    services::drop_database(db);
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Messages of `topics` that `group` has not committed yet.
+fn group_lag(group: &str, topics: &[Topic]) -> anyhow::Result<i64> {
+    let consumer: BaseConsumer = testing::kafka_config().set("group.id", group).create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        for p in 0..topic.spec().partitions {
+            tpl.add_partition(topic.name(), p);
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+    let mut lag = 0;
+    for e in committed.elements() {
+        let (_, high) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
+        let at = match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            // Nothing committed: the group was positioned at the end, so this cannot happen
+            // unless the topic was empty; count from the start.
+            _ => 0,
+        };
+        lag += (high - at).max(0);
+    }
+    Ok(lag)
+}
+
+/// Busy CPU time of the whole machine, from `/proc/stat`: (busy, total) in clock ticks.
+pub fn cpu_ticks() -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
+/// Cores busy on average between two [`cpu_ticks`] readings, of `cores` in the machine.
+pub fn busy_cores(before: (u64, u64), after: (u64, u64), cores: usize) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1) as f64;
+    if total == 0.0 {
+        0.0
+    } else {
+        busy / total * cores as f64
+    }
+}
