@@ -62,6 +62,9 @@ available() {
     done
 }
 
+# base64url without padding, as browsers and VAPID tools write keys.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+
 ensure_keys() {
     mkdir -p "$DEV_DIR"
     chmod 700 "$DEV_DIR"
@@ -75,6 +78,18 @@ ensure_keys() {
     if [[ ! -f "$DEV_DIR/webhook.key" ]]; then
         openssl rand -hex 32 >"$DEV_DIR/webhook.key"
         chmod 600 "$DEV_DIR/webhook.key"
+    fi
+    # Web push (VAPID, RFC 8292): a P-256 key pair as base64url, the raw 32-byte private scalar
+    # (notification-service) and the 65-byte uncompressed public point (task-api, for the page).
+    if [[ ! -f "$DEV_DIR/vapid-private.key" ]]; then
+        local pem
+        pem="$(openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null)"
+        # SEC1 DER: 30 77 02 01 01 04 20 <32-byte private key> …
+        openssl ec -outform DER 2>/dev/null <<<"$pem" | tail -c +8 | head -c 32 | b64url >"$DEV_DIR/vapid-private.key"
+        # SPKI DER ends with the 65-byte uncompressed point.
+        openssl ec -pubout -outform DER 2>/dev/null <<<"$pem" | tail -c 65 | b64url >"$DEV_DIR/vapid-public.key"
+        chmod 600 "$DEV_DIR/vapid-private.key"
+        log "made a local VAPID key pair in $DEV_DIR"
     fi
 }
 
@@ -119,6 +134,11 @@ service_env() {
     echo "WS_PUBLIC_URL=ws://127.0.0.1:8001"
     if [[ "$name" == task-api ]]; then
         echo "JWT_PRIVATE_KEY=$DEV_DIR/jwt-private.pem"
+        echo "VAPID_PUBLIC_KEY=$(cat "$DEV_DIR/vapid-public.key")"
+    fi
+    if [[ "$name" == notification-service ]]; then
+        echo "VAPID_PRIVATE_KEY=$(cat "$DEV_DIR/vapid-private.key")"
+        echo "VAPID_SUBJECT=${VAPID_SUBJECT:-mailto:dev@todo.localhost}"
     fi
     # On the secured cluster each service connects as its own user, with its own ACLs.
     if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then

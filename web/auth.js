@@ -6,6 +6,7 @@ import { localTimeZone } from './format.js';
 import { toast } from './toast.js';
 import { elements, loadTasks, selectView } from './tasks.js';
 import { live } from './live.js';
+import { forgetOnSignOut, initPush } from './push.js';
 
 // Sign-in
 
@@ -83,6 +84,7 @@ export async function onRegister(event) {
 
 export function signOut(message) {
   live.stop();
+  forgetOnSignOut(state.token);
   state.token = null;
   state.me = null;
   state.tasks.clear();
@@ -125,6 +127,7 @@ export async function start() {
     if (state.token) toast({ title: 'Could not load your account', body: e.message, kind: 'error' });
     return;
   }
+  initPush().catch(() => {});
   await loadTasks();
   live.start();
 }

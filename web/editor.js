@@ -19,6 +19,10 @@ export function addReminderRow(reminder) {
   };
   kind.addEventListener('change', sync);
   row.querySelector('.reminder-remove').addEventListener('click', () => row.remove());
+  // Push is offered only where the server has a VAPID key (an existing push reminder keeps it).
+  if (!state.config?.vapid_public_key && reminder?.channel !== 'push') {
+    row.querySelector('.reminder-channel option[value="push"]')?.remove();
+  }
   if (reminder) {
     if (reminder.at) {
       kind.value = 'at';

@@ -141,7 +141,7 @@ function createTaskElement(id) {
 }
 
 const PRIORITY_LABEL = { critical: 'Critical', high: 'High', medium: 'Medium', low: 'Low' };
-export const CHANNEL_LABEL = { in_app: 'in the app', email: 'by email', webhook: 'by webhook', sms: 'by SMS' };
+export const CHANNEL_LABEL = { in_app: 'in the app', email: 'by email', webhook: 'by webhook', sms: 'by SMS', push: 'by push' };
 
 function fillTaskElement(el, task) {
   const done = task.status === 'completed';

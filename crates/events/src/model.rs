@@ -37,6 +37,8 @@ pub enum NotificationChannel {
     InApp,
     /// A text message through the configured SMS gateway, to a verified number.
     Sms,
+    /// Web Push (RFC 8030) to the user's subscribed browsers.
+    Push,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -307,6 +309,20 @@ pub struct UserUpdatedEvent {
     /// E.164, only once verified (absent in events written before it existed).
     #[serde(default)]
     pub verified_phone_number: Option<String>,
+    /// The user's live push subscriptions, the whole list after the change.
+    #[serde(default)]
+    pub push_subscriptions: Vec<PushSubscription>,
+}
+
+/// A browser's Web Push subscription as it travels on user.updated: the auth secret sealed
+/// (`service_kit::push`), never in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSubscription {
+    pub id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth_sealed: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

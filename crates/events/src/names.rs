@@ -71,11 +71,12 @@ client_names!(TaskStatus, "status", "open or completed", {
     Completed => "completed",
 });
 
-client_names!(NotificationChannel, "channel", "email, webhook, in_app or sms", {
+client_names!(NotificationChannel, "channel", "email, webhook, in_app, sms or push", {
     Email => "email",
     Webhook => "webhook",
     InApp => "in_app" | "in-app" | "inapp",
     Sms => "sms",
+    Push => "push",
 });
 
 client_names!(RecurrenceMode, "mode", "fixed or after_completion", {

@@ -226,9 +226,19 @@ pub fn user_updated(user_id: &str) -> UserUpdatedEvent {
         email: format!("{user_id}@example.com"),
         name: None,
         timezone: "America/New_York".into(),
-        notification_channels: vec![NotificationChannel::Webhook, NotificationChannel::Sms],
+        notification_channels: vec![
+            NotificationChannel::Webhook,
+            NotificationChannel::Sms,
+            NotificationChannel::Push,
+        ],
         webhook_url: None,
         verified_phone_number: Some("+4915112345678".into()),
+        push_subscriptions: vec![crate::model::PushSubscription {
+            id: id(),
+            endpoint: "https://push.example.com/send/abc".into(),
+            p256dh: "BPublicKeyOfTheBrowser".into(),
+            auth_sealed: "c2VhbGVk".into(),
+        }],
     }
 }
 

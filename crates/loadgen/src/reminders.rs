@@ -146,6 +146,7 @@ impl Reminders {
                 timeout: Duration::from_secs(5),
             },
             sms: None,
+            push: None,
             app_base_url: notification_service::config::DEFAULT_APP_BASE_URL.into(),
             schedule: ScheduleSettings::defaults(),
             delivery: DeliverySettings {

@@ -97,6 +97,7 @@ pub async fn start_task_api(
         webhook_key: WebhookKey::new(WEBHOOK_SIGNING_KEY),
         sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
+        vapid_public_key: None,
         consumer_group: group_at_end("loadgen-task-api", Service::TaskApi.consumes()).await?,
         login_limits: task_api::config::LoginLimits::default(),
         client_address: Default::default(),

@@ -25,6 +25,9 @@ pub struct Config {
     /// `SMS_GATEWAY_URL` and its key: `None` when SMS is off here (an SMS delivery then fails
     /// for good, saying so).
     pub sms: Option<SmsGatewaySettings>,
+    /// Web Push, when `VAPID_PRIVATE_KEY` is set; without it the push channel is unavailable
+    /// and a push delivery fails saying so (a deployment without push still starts).
+    pub push: Option<PushSettings>,
     /// `APP_BASE_URL`: where the web app lives, for the task links in messages.
     pub app_base_url: String,
     pub schedule: ScheduleSettings,
@@ -57,7 +60,7 @@ pub struct DeliverySettings {
     /// `DELIVERY_LEASE_MS` (120 s): how long an attempt holds its delivery. An instance that
     /// dies mid-attempt leaves the delivery to another one after this long, so it bounds how
     /// late such a delivery goes out; it must outlast any one attempt (more than twice
-    /// `SMTP_TIMEOUT_MS`, `WEBHOOK_TIMEOUT_MS` and `SMS_GATEWAY_TIMEOUT_MS`), or a slow attempt would be taken over and
+    /// `SMTP_TIMEOUT_MS`, `WEBHOOK_TIMEOUT_MS`, `SMS_GATEWAY_TIMEOUT_MS` and `PUSH_TIMEOUT_MS`), or a slow attempt would be taken over and
     /// sent twice.
     pub lease: Duration,
 }
@@ -73,6 +76,52 @@ pub struct WebhookSettings {
     pub key: WebhookKey,
     /// `WEBHOOK_TIMEOUT_MS` (5 s): bound of one POST, connect included.
     pub timeout: Duration,
+}
+
+/// Web Push (RFC 8030) with VAPID (RFC 8292).
+#[derive(Clone)]
+pub struct PushSettings {
+    /// `VAPID_PRIVATE_KEY`: base64url of the 32-byte P-256 private key; task-api hands the
+    /// matching public key (`VAPID_PUBLIC_KEY`) to the page.
+    pub vapid_key: p256::SecretKey,
+    /// `VAPID_SUBJECT`: a `mailto:` or `https:` contact the push services may use (RFC 8292 §2.1).
+    pub subject: String,
+    /// `PUSH_TIMEOUT_MS` (5 s): bound of one POST to a push service.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for PushSettings {
+    // The private key never leaves this struct through formatting.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushSettings")
+            .field("vapid_key", &"***")
+            .field("subject", &self.subject)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl PushSettings {
+    /// `None` when `VAPID_PRIVATE_KEY` is unset; a bad key or a missing or bad subject stops
+    /// the service naming the setting.
+    fn from_env() -> Result<Option<Self>, ConfigError> {
+        let Some(key) = optional("VAPID_PRIVATE_KEY") else {
+            return Ok(None);
+        };
+        let vapid_key = service_kit::push::parse_vapid_private_key("VAPID_PRIVATE_KEY", &key)?;
+        let subject = required("VAPID_SUBJECT")?.trim().to_owned();
+        if !(subject.starts_with("mailto:") || subject.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "VAPID_SUBJECT",
+                "must be a mailto: or https: contact URI (RFC 8292)",
+            ));
+        }
+        Ok(Some(Self {
+            vapid_key,
+            subject,
+            timeout: millis_or("PUSH_TIMEOUT_MS", Duration::from_secs(5))?,
+        }))
+    }
 }
 
 /// How to reach the SMTP server, from `SMTP_URL`.
@@ -234,6 +283,7 @@ impl Config {
             key: WebhookKey::from_env()?,
             timeout: millis_or("WEBHOOK_TIMEOUT_MS", Duration::from_secs(5))?,
         };
+        let push = PushSettings::from_env()?;
         let concurrency = parsed_or("DELIVERY_CONCURRENCY", 16usize)?;
         if concurrency == 0 {
             return Err(ConfigError::new(
@@ -246,12 +296,13 @@ impl Config {
         let longest_attempt = smtp
             .timeout
             .max(webhook.timeout)
-            .max(sms.as_ref().map_or(Duration::ZERO, |s| s.timeout));
+            .max(sms.as_ref().map_or(Duration::ZERO, |s| s.timeout))
+            .max(push.as_ref().map_or(Duration::ZERO, |p| p.timeout));
         if lease <= longest_attempt * 2 {
             return Err(ConfigError::new(
                 "DELIVERY_LEASE_MS",
                 format!(
-                    "must be more than twice the longest attempt's timeout ({} ms, SMTP_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS or SMS_GATEWAY_TIMEOUT_MS)",
+                    "must be more than twice the longest attempt's timeout ({} ms, SMTP_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS, SMS_GATEWAY_TIMEOUT_MS or PUSH_TIMEOUT_MS)",
                     longest_attempt.as_millis()
                 ),
             ));
@@ -270,6 +321,7 @@ impl Config {
             smtp,
             webhook,
             sms,
+            push,
             app_base_url: app_base_url()?,
             schedule: ScheduleSettings {
                 late_after: millis_or("REMINDER_LATE_AFTER_MS", Duration::from_secs(10))?,

@@ -24,9 +24,9 @@ use crate::domain::schedule::TaskSnapshot;
 use crate::domain::{DeliveryState, ReminderState, channels_from_text, channels_to_text};
 use crate::metrics::NotificationMetrics;
 use crate::storage::deliveries::{self, NewDelivery};
-use crate::storage::reminders;
 use crate::storage::tasks::{self, ScheduleChange};
 use crate::storage::users::{self, UserRow};
+use crate::storage::{push, reminders};
 
 pub struct NotificationConsumer {
     db: Database,
@@ -188,7 +188,11 @@ fn apply(conn: &mut DbConnection, item: &Item, now: i64) -> Result<Effect, DbErr
                 updated_at: now,
                 phone_number: e.verified_phone_number.clone(),
             };
-            users::record(conn, &row).map(|applied| Effect::Profile { applied })
+            let applied = users::record(conn, &row)?;
+            if applied {
+                push::replace(conn, &e.user_id, &push::rows_of(e))?;
+            }
+            Ok(Effect::Profile { applied })
         }
         AnyEvent::ReminderTriggered(e) => record_delivery(conn, e, &item.trace, now),
         _ => Ok(Effect::Ignored("not_consumed")),

@@ -21,12 +21,14 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::consumer::NotificationConsumer;
 use crate::delivery::email::EmailSender;
+use crate::delivery::push::PushSender;
 use crate::delivery::sms::SmsSender;
 use crate::delivery::webhook::WebhookSender;
 use crate::delivery::{Channels, DeliveryWorker};
 use crate::due_loop;
 use crate::metrics::NotificationMetrics;
 use crate::scheduler::ReminderScheduler;
+use service_kit::push::PushSealKey;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -89,6 +91,17 @@ impl Application {
             webhook: WebhookSender::new(config.webhook.key.clone(), config.webhook.timeout)
                 .map_err(anyhow::Error::msg)?,
             sms: SmsSender::new(config.sms.clone()).map_err(anyhow::Error::msg)?,
+            push: match &config.push {
+                Some(settings) => Some(
+                    PushSender::new(
+                        settings,
+                        PushSealKey::derive(&config.webhook.key),
+                        db.clone(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            },
             app_base_url: config.app_base_url.clone(),
         };
         let scheduler = tokio::spawn(due_loop::run(

@@ -176,6 +176,15 @@ fn a_missing_or_bad_setting_stops_the_binary_with_one_line_naming_it() {
             ));
             env
         }),
+        // Push is optional, but a key given must be one, with a contact beside it.
+        ("VAPID_PRIVATE_KEY", with("VAPID_PRIVATE_KEY", "not-a-key")),
+        (
+            "VAPID_SUBJECT",
+            with(
+                "VAPID_PRIVATE_KEY",
+                "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI",
+            ),
+        ),
     ];
     for (name, env) in cases {
         let (code, stderr) = run_with(&env);

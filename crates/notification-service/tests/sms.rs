@@ -44,6 +44,7 @@ fn profile(
         notification_channels: channels.to_vec(),
         webhook_url: None,
         verified_phone_number: phone.map(str::to_owned),
+        push_subscriptions: vec![],
     }
 }
 

@@ -48,6 +48,7 @@ impl TaskApi {
             ),
             sms: None,
             ws_public_url: "ws://127.0.0.1:8001".into(),
+            vapid_public_key: None,
             consumer_group: group,
             login_limits: task_api::config::LoginLimits::default(),
             client_address: Default::default(),

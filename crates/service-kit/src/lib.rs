@@ -8,6 +8,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod outbox;
+pub mod push;
 pub mod shutdown;
 pub mod sms;
 pub mod telemetry;

@@ -41,6 +41,11 @@ impl WebhookKey {
         Self(key.into())
     }
 
+    /// The key itself, for other keys derived from it (`crate::push`).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The user's webhook secret (hex).
     pub fn user_secret(&self, user_id: &str) -> String {
         hex::encode(hmac(&self.0, &[b"webhook-secret/", user_id.as_bytes()]))

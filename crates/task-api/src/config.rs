@@ -26,6 +26,10 @@ pub struct Config {
     pub sms: Option<SmsGatewaySettings>,
     /// `WS_PUBLIC_URL`: where browsers reach the ws-gateway (served by `GET /api/config`).
     pub ws_public_url: String,
+    /// `VAPID_PUBLIC_KEY` (optional): base64url of the 65-byte P-256 public key matching
+    /// notification-service's `VAPID_PRIVATE_KEY`. Unset: push is not offered (the page hides
+    /// it; subscribing or choosing the channel is refused with 409).
+    pub vapid_public_key: Option<String>,
     /// `CONSUMER_GROUP`, default `task-api` (tests give each instance its own).
     pub consumer_group: String,
     pub login_limits: LoginLimits,
@@ -122,6 +126,13 @@ impl Config {
         let ws_public_url =
             optional("WS_PUBLIC_URL").unwrap_or_else(|| "ws://127.0.0.1:8001".to_owned());
         check_ws_url(&ws_public_url)?;
+        let vapid_public_key = match optional("VAPID_PUBLIC_KEY") {
+            Some(text) => {
+                service_kit::push::parse_vapid_public_key("VAPID_PUBLIC_KEY", &text)?;
+                Some(text.trim().to_owned())
+            }
+            None => None,
+        };
         let login_limits = LoginLimits {
             per_email: parsed_or("LOGIN_MAX_ATTEMPTS_PER_EMAIL", 5)?,
             per_ip: parsed_or("LOGIN_MAX_ATTEMPTS_PER_IP", 50)?,
@@ -153,6 +164,7 @@ impl Config {
             webhook_key: WebhookKey::from_env()?,
             sms: SmsGatewaySettings::from_env()?,
             ws_public_url,
+            vapid_public_key,
             consumer_group: optional("CONSUMER_GROUP").unwrap_or_else(|| "task-api".to_owned()),
             login_limits,
             client_address: ClientAddress::from_env()?,

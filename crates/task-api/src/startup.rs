@@ -109,6 +109,8 @@ impl Application {
             writes: GroupCommit::start(db.clone(), wakeup.clone()),
             relay_wakeup: wakeup,
             ws_public_url: config.ws_public_url.clone(),
+            vapid_public_key: config.vapid_public_key.clone(),
+            push_seal: service_kit::push::PushSealKey::derive(&config.webhook_key),
             openapi_json: openapi.to_json().unwrap_or_else(|_| "{}".to_owned()),
         });
         let mcp = McpEndpoint::new(state.clone(), &McpSettings::from_env()?);

@@ -94,6 +94,16 @@ fn a_missing_setting_stops_the_service_with_one_line_naming_it() {
         assert!(lines[0].contains(name), "{stderr}");
         assert!(!stderr.contains(key), "the key is never printed: {stderr}");
     }
+    // Push is optional (unset: off), but a key given must be a P-256 public key; the line
+    // names the setting without echoing the value.
+    let out = base_command(&db, free_port(), &keys)
+        .env("VAPID_PUBLIC_KEY", "not-a-vapid-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("VAPID_PUBLIC_KEY"), "{stderr}");
+    assert!(!stderr.contains("not-a-vapid-key"), "{stderr}");
 }
 
 #[tokio::test]

@@ -198,6 +198,7 @@ async fn start_notification_service(
             timeout: Duration::from_secs(2),
         },
         sms: None,
+        push: None,
         app_base_url: "http://127.0.0.1:8000".into(),
         schedule: ScheduleSettings::defaults(),
         delivery: DeliverySettings {

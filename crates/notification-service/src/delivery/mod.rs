@@ -9,6 +9,7 @@
 //! window in which a message can go out twice).
 
 pub mod email;
+pub mod push;
 pub mod sms;
 pub mod webhook;
 
@@ -31,6 +32,7 @@ use crate::scheduler::outbox_entry;
 use crate::storage::deliveries::{self, DeliveryRow};
 use crate::storage::users::{self, UserRow};
 use email::EmailSender;
+use push::PushSender;
 use sms::SmsSender;
 use webhook::WebhookSender;
 
@@ -56,6 +58,8 @@ pub struct Channels {
     pub email: EmailSender,
     pub webhook: WebhookSender,
     pub sms: SmsSender,
+    /// `None` when VAPID is not configured: the push channel is unavailable.
+    pub push: Option<PushSender>,
     pub app_base_url: String,
 }
 
@@ -243,6 +247,12 @@ async fn deliver(
                 .send(user.phone_number.as_deref(), &notice)
                 .await
         }
+        NotificationChannel::Push => match &channels.push {
+            Some(push) => push.send(&row.user_id, &notice).await,
+            None => Err(AttemptError::Permanent(
+                "push is not configured on this server (VAPID_PRIVATE_KEY unset)".to_owned(),
+            )),
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 //! `FOR UPDATE SKIP LOCKED`) match on the connection and run per backend.
 
 pub mod deliveries;
+pub mod push;
 pub mod reminders;
 pub mod schema;
 pub mod tasks;

@@ -71,3 +71,21 @@ diesel::table! {
         actor_id -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    push_subscriptions (user_id, endpoint) {
+        user_id -> Text,
+        endpoint -> Text,
+        subscription_id -> Text,
+        p256dh -> Text,
+        auth_sealed -> Text,
+    }
+}
+
+diesel::table! {
+    push_gone (endpoint) {
+        endpoint -> Text,
+        user_id -> Text,
+        gone_at -> BigInt,
+    }
+}

@@ -9,6 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mailpit;
+pub mod push_service;
 pub mod smtp;
 pub mod topics;
 pub mod webhook;
@@ -23,7 +24,8 @@ use events::{
     UserRegisteredEvent,
 };
 use notification_service::config::{
-    Config, DEFAULT_FROM, DeliverySettings, ScheduleSettings, SmtpSettings, WebhookSettings,
+    Config, DEFAULT_FROM, DeliverySettings, PushSettings, ScheduleSettings, SmtpSettings,
+    WebhookSettings,
 };
 use notification_service::startup::{Application, MIGRATIONS};
 use notification_service::storage::{deliveries, reminders, users};
@@ -45,6 +47,13 @@ static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
 pub async fn exclusive() -> MutexGuard<'static, ()> {
     EXCLUSIVE.lock().await
 }
+
+/// The tests' VAPID key pair (a fixed private key: any scalar below the curve's order is one).
+pub fn vapid_key() -> p256::SecretKey {
+    p256::SecretKey::from_slice(&[0x42; 32]).unwrap()
+}
+
+pub const VAPID_SUBJECT: &str = "mailto:push-tests@example.com";
 
 pub fn webhook_key() -> WebhookKey {
     WebhookKey::new(WEBHOOK_KEY)
@@ -203,6 +212,11 @@ pub fn config(db_url: &DatabaseUrl, group: &str, options: &Options) -> (Config, 
             timeout: options.webhook_timeout,
         },
         sms: options.sms.clone(),
+        push: Some(PushSettings {
+            vapid_key: vapid_key(),
+            subject: VAPID_SUBJECT.into(),
+            timeout: options.webhook_timeout,
+        }),
         app_base_url: "http://127.0.0.1:8000".into(),
         schedule: ScheduleSettings {
             late_after: options.late_after,

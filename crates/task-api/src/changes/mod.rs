@@ -9,6 +9,7 @@
 pub mod categories;
 pub mod group_commit;
 pub mod phone;
+pub mod push;
 pub mod shares;
 pub mod tasks;
 pub mod users;

@@ -8,10 +8,9 @@
 
 use events::NotificationChannel;
 use service_kit::db::{Database, DbConnection};
-use service_kit::outbox;
 use service_kit::sms::{SmsError, SmsGateway, SmsMessage};
 
-use super::users::updated_event;
+use super::users::announce;
 use super::{ChangeError, retrying};
 use crate::domain::phone::{
     CODE_TTL_MS, MAX_FAILED_ATTEMPTS, PhoneNumber, RESEND_INTERVAL_MS, code_hash, code_matches,
@@ -70,7 +69,7 @@ fn store_change(
     if !phones::store_phone(conn, &next, user.version)? {
         return Err(ChangeError::Raced);
     }
-    outbox::enqueue(conn, &updated_event(&next), Some(traceparent))?;
+    announce(conn, &next, traceparent)?;
     Ok(Some(next))
 }
 

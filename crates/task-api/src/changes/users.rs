@@ -126,13 +126,28 @@ fn update_in(
     if !users::update_profile(conn, &next, user.version)? {
         return Err(ChangeError::Raced);
     }
-    outbox::enqueue(conn, &updated_event(&next), Some(traceparent))?;
+    announce(conn, &next, traceparent)?;
     Ok(next)
+}
+
+/// Enqueue the user.updated of a new profile version: the whole profile, push subscriptions
+/// included (every user.updated lists them all, or a consumer would read "none left").
+pub(crate) fn announce(
+    conn: &mut DbConnection,
+    next: &User,
+    traceparent: &str,
+) -> Result<(), DbError> {
+    let subscriptions = crate::storage::push::of_user(conn, &next.id)?;
+    let event = UserUpdatedEvent {
+        push_subscriptions: crate::storage::push::as_event(&subscriptions),
+        ..updated_event(next)
+    };
+    outbox::enqueue(conn, &event, Some(traceparent))
 }
 
 /// The user.updated of a stored profile version: the whole profile, the phone number only once
 /// verified.
-pub(crate) fn updated_event(user: &User) -> UserUpdatedEvent {
+fn updated_event(user: &User) -> UserUpdatedEvent {
     let p = &user.profile;
     UserUpdatedEvent {
         event_id: event_id(),
@@ -145,6 +160,8 @@ pub(crate) fn updated_event(user: &User) -> UserUpdatedEvent {
         notification_channels: p.notification_channels.clone(),
         webhook_url: p.webhook_url.clone(),
         verified_phone_number: p.verified_phone().map(str::to_owned),
+        // Read from storage by `announce`, which every profile change goes through.
+        push_subscriptions: Vec::new(),
     }
 }
 

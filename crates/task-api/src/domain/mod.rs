@@ -2,6 +2,7 @@
 //! types that can only hold valid values, so storage and handlers never re-check them.
 
 pub mod phone;
+pub mod push;
 pub mod query;
 pub mod share;
 pub mod task;

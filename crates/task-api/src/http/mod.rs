@@ -7,6 +7,7 @@ pub mod client_address;
 pub mod me;
 pub mod openapi;
 pub mod phone;
+pub mod push;
 pub mod shares;
 pub mod task_operations;
 pub mod tasks;
@@ -45,6 +46,10 @@ pub struct AppState {
     /// Task changes, committed in groups (crate::changes::group_commit).
     pub writes: crate::changes::group_commit::GroupCommit,
     pub ws_public_url: String,
+    /// `VAPID_PUBLIC_KEY`, handed to the page; `None`: push is not available here.
+    pub vapid_public_key: Option<String>,
+    /// Seals push subscriptions' auth secrets (derived from the webhook key).
+    pub push_seal: service_kit::push::PushSealKey,
     /// The OpenAPI document, rendered once.
     pub openapi_json: String,
 }
@@ -135,6 +140,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(categories::rename_category))
             .route(web::delete().to(categories::delete_category))
             .default_service(not_allowed("PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/api/me/push-subscriptions")
+            .route(web::get().to(push::list))
+            .route(web::post().to(push::subscribe))
+            .default_service(not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/me/push-subscriptions/{id}")
+            .route(web::delete().to(push::unsubscribe))
+            .default_service(not_allowed("DELETE")),
     )
     .service(
         web::resource("/api/config")

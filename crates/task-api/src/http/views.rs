@@ -108,6 +108,9 @@ pub struct CategoryList {
 pub struct ClientConfig {
     /// Base URL of the ws-gateway (append `/ws/tasks?token=…`).
     pub ws_url: String,
+    /// The VAPID public key (base64url) for `pushManager.subscribe`; null when this server
+    /// has no push.
+    pub vapid_public_key: Option<String>,
 }
 
 /// An RFC 9457 problem document (`application/problem+json`).

@@ -33,6 +33,10 @@ pub const SCRIPTS: &[(&str, &str)] = modules![
     "editor.js",
     "live.js",
     "phone.js",
+    "push.js",
+    // The service worker (web push). At the root so that its scope is the whole page; served
+    // as JavaScript like the modules (a worker must be, or the browser refuses to register it).
+    "sw.js",
 ];
 
 /// The page runs only its own script and style, talks only to this API and to the gateway's
@@ -85,5 +89,6 @@ pub async fn stylesheet() -> HttpResponse {
 pub async fn client_config(state: State) -> HttpResponse {
     HttpResponse::Ok().json(ClientConfig {
         ws_url: state.ws_public_url.clone(),
+        vapid_public_key: state.vapid_public_key.clone(),
     })
 }

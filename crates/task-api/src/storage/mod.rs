@@ -4,6 +4,7 @@
 pub mod categories;
 pub mod idempotency;
 pub mod phones;
+pub mod push;
 pub mod schema;
 pub mod shares;
 pub mod tasks;

@@ -36,6 +36,8 @@ pub struct Options {
     pub keys: Option<(String, String)>,
     /// The SMS gateway (a sink in the test); `None`: no SMS on this server.
     pub sms: Option<service_kit::sms::SmsGatewaySettings>,
+    /// `VAPID_PUBLIC_KEY`: push offered when set.
+    pub vapid_public_key: Option<String>,
 }
 
 impl Options {
@@ -57,6 +59,7 @@ impl Options {
             },
             keys: None,
             sms: None,
+            vapid_public_key: None,
         }
     }
 }
@@ -119,6 +122,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         webhook_key: WebhookKey::new("test-webhook-signing-key-of-32-chars!!"),
         sms: opts.sms.clone(),
         ws_public_url: "ws://127.0.0.1:8001".into(),
+        vapid_public_key: opts.vapid_public_key.clone(),
         consumer_group: group,
         login_limits: opts.login_limits,
         client_address: opts.client_address.clone(),

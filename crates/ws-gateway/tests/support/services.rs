@@ -106,6 +106,7 @@ pub async fn start_task_api_on(
         ),
         sms: None,
         ws_public_url: format!("ws://127.0.0.1:{gateway_port}"),
+        vapid_public_key: None,
         consumer_group: group,
         login_limits: task_api::config::LoginLimits {
             per_email: 50,

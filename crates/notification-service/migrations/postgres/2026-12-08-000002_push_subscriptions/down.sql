@@ -1,0 +1,2 @@
+DROP TABLE push_gone;
+DROP TABLE push_subscriptions;
