@@ -210,7 +210,25 @@ async fn push_is_refused_with_409_where_no_vapid_key_is_configured() {
         Some(json!({"notification_channels": ["push"]})),
     )
     .await;
-    assert_eq!(status, 409);
+    assert_eq!(status, 422, "choosing push where it is not configured");
+    // A task's push reminder likewise, naming the entry.
+    let (status, problem) = send(
+        &app,
+        &user,
+        Method::POST,
+        "/api/tasks",
+        Some(json!({
+            "title": "No push here",
+            "due_at": "2030-01-01T09:00:00Z",
+            "reminders": [{"before_due": 10, "channel": "email"}, {"before_due": 5, "channel": "push"}]
+        })),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "reminders[1].channel",
+        "{problem}"
+    );
     let (_, me) = send(&app, &user, Method::GET, "/api/me", None).await;
     assert!(
         !me["notification_channels"]

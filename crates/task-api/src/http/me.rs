@@ -47,7 +47,7 @@ pub async fn get_me(auth: Authenticated, state: State) -> Result<HttpResponse, P
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or bad token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "The token's user does not exist", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Changed concurrently, or push chosen where it is not configured", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Changed concurrently", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDocument, content_type = "application/problem+json"),
@@ -59,17 +59,7 @@ pub async fn update_me(
     state: State,
     body: web::Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, Problem> {
-    if state.sms.is_none() {
-        super::phone::refuse_sms_channel(body.notification_channels.as_deref())?;
-    }
-    let picks_push = body.notification_channels.as_ref().is_some_and(|channels| {
-        channels.iter().any(|c| {
-            c.parse::<events::NotificationChannel>() == Ok(events::NotificationChannel::Push)
-        })
-    });
-    if picks_push && state.vapid_public_key.is_none() {
-        return Err(super::push::push_unavailable());
-    }
+    super::channels::refuse_in_profile(&state, body.notification_channels.as_deref())?;
     let user = user_changes::update_profile(
         &state.db,
         auth.user_id().to_owned(),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod categories;
+pub mod channels;
 pub mod client_address;
 pub mod me;
 pub mod openapi;

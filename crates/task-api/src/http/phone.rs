@@ -181,34 +181,3 @@ pub async fn remove_phone(
     state.wake_relay();
     Ok(HttpResponse::NoContent().finish())
 }
-
-const SMS_OFF: &str = "sms is not available on this server (no SMS gateway configured)";
-
-fn is_sms(channel: &str) -> bool {
-    channel.parse::<events::NotificationChannel>() == Ok(events::NotificationChannel::Sms)
-}
-
-/// `PATCH /api/me` on a server without an SMS gateway: choosing sms is refused (422 naming the
-/// entry), so nobody picks a channel that could never deliver.
-pub fn refuse_sms_channel(channels: Option<&[String]>) -> Result<(), Problem> {
-    match channels.unwrap_or_default().iter().position(|c| is_sms(c)) {
-        Some(i) => Err(Problem::validation().field(format!("notification_channels[{i}]"), SMS_OFF)),
-        None => Ok(()),
-    }
-}
-
-/// The same for a task's reminders (REST and MCP both create and edit tasks through
-/// `task_operations`). Reminders that arrive on task.created from other producers are not
-/// refused: their SMS deliveries fail saying SMS is off (notification-service).
-pub fn refuse_sms_reminders(
-    reminders: Option<&[crate::domain::task::ReminderInput]>,
-) -> Result<(), Problem> {
-    match reminders
-        .unwrap_or_default()
-        .iter()
-        .position(|r| is_sms(&r.channel))
-    {
-        Some(i) => Err(Problem::validation().field(format!("reminders[{i}].channel"), SMS_OFF)),
-        None => Ok(()),
-    }
-}

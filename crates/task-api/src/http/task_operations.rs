@@ -75,9 +75,7 @@ pub async fn create(
     request: &CreateTaskRequest,
     idempotency_key: Option<String>,
 ) -> Result<Created, Problem> {
-    if state.sms.is_none() {
-        super::phone::refuse_sms_reminders(request.reminders.as_deref())?;
-    }
+    super::channels::refuse_in_reminders(state, request.reminders.as_deref())?;
     let needs_zone = request
         .recurrence
         .as_ref()
@@ -156,9 +154,7 @@ pub async fn edit(
     request: UpdateTaskRequest,
 ) -> Result<Task, Problem> {
     let task_id = path_id(id, "task")?;
-    if state.sms.is_none() {
-        super::phone::refuse_sms_reminders(request.reminders.as_deref())?;
-    }
+    super::channels::refuse_in_reminders(state, request.reminders.as_deref())?;
     let needs_zone = matches!(&request.recurrence, Some(Some(r)) if r.timezone.is_none());
     let zone = default_timezone(state, &caller.user_id, needs_zone).await?;
     let task = task_changes::edit(
