@@ -19,7 +19,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 
 use crate::config::{ConfigError, millis_or, optional};
-use crate::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
+use crate::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, error_chain, signature};
 
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// Shortest accepted signing key: as long as a webhook key, for the same reason (an HMAC key
@@ -169,19 +169,6 @@ fn classify(status: StatusCode) -> Result<(), SmsError> {
     } else {
         Err(SmsError::Permanent(text))
     }
-}
-
-/// The error and its causes on one line (the top-level error says little). reqwest's errors
-/// name the URL, never the body.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

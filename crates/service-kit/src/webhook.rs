@@ -89,6 +89,19 @@ pub fn verify(secret: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
     mac.verify_slice(&given).is_ok()
 }
 
+/// An error and its causes on one line, for the outbound POSTs (webhooks, the SMS gateway):
+/// the top-level error of hyper or reqwest says little. Neither names a request's body.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,28 @@ pub mod push;
 pub mod sms;
 pub mod webhook;
 
+/// The HTTP client of the deliveries that POST (webhooks, push services).
+pub(crate) type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<hyper::body::Bytes>,
+>;
+
+/// An HTTP/1 client for http and https URLs, TLS by rustls with ring and the webpki roots
+/// (no OpenSSL), idle connections kept 30 s.
+pub(crate) fn https_client() -> Result<HttpsClient, String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build(https),
+    )
+}
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -25,10 +25,6 @@ use futures::future::join_all;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
 use serde_json::json;
@@ -50,7 +46,7 @@ const VAPID_VALIDITY_SECONDS: i64 = 12 * 60 * 60;
 const MAX_RESPONSE_BYTES: usize = 16 * 1024;
 
 pub struct PushSender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: super::HttpsClient,
     vapid: EncodingKey,
     /// The `k=` of the VAPID header: the public key, base64url.
     vapid_public: String,
@@ -81,15 +77,7 @@ impl PushSender {
             .vapid_key
             .to_pkcs8_der()
             .map_err(|e| format!("VAPID_PRIVATE_KEY: cannot encode the key ({e})"))?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let client = super::https_client()?;
         Ok(Self {
             client,
             vapid: EncodingKey::from_ec_der(der.as_bytes()),

@@ -9,11 +9,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use service_kit::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey, signature};
+use service_kit::webhook::{
+    SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookKey, error_chain, signature,
+};
 
 use super::AttemptError;
 
@@ -26,7 +24,7 @@ const AGENT: &str = concat!(
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 pub struct WebhookSender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: super::HttpsClient,
     key: WebhookKey,
     timeout: Duration,
 }
@@ -48,15 +46,7 @@ pub fn checked_url(url: &str) -> Result<hyper::Uri, AttemptError> {
 
 impl WebhookSender {
     pub fn new(key: WebhookKey, timeout: Duration) -> Result<Self, String> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let client = super::https_client()?;
         Ok(Self {
             client,
             key,
@@ -129,18 +119,6 @@ fn classify(status: StatusCode) -> Result<(), AttemptError> {
             "webhook answered HTTP {status}"
         )))
     }
-}
-
-/// The error and its causes on one line (hyper's top-level error says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
