@@ -5,13 +5,15 @@
 //! tasks are created, a reader of task.created notes when each one's event becomes readable:
 //! the 201 → on-Kafka latency, beside Kafka's own end-to-end latency.
 //!
-//! With `--whole-system <bin dir>` the four other services run beside task-api as release
-//! binaries, consuming what it publishes ([`crate::consumers`]): the figures are then those of
-//! the whole system on this machine, with the busy cores of the run (creates per busy core) and
-//! how long the consumers took to catch up once the load stopped.
+//! With `--whole-system <bin dir>` all five services run as release binaries ([`WholeSystem`]),
+//! the four others consuming what task-api publishes: the figures are then those of the whole
+//! system on this machine, with the busy cores of the run (creates per busy core) and how long
+//! the consumers took to catch up once the load stopped. With `--baseline <bin dir>` the
+//! binaries of an earlier commit are measured the same way in the same run, alternating with
+//! this commit's on each database, and the figures compare the two.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,25 +26,35 @@ use rdkafka::message::OwnedMessage;
 use service_kit::db::Database;
 use service_kit::testing::{self, Backend};
 
-use crate::consumers::{self, Consumers};
 use crate::kafka::{EndToEnd, TopicMarks};
 use crate::report::Figure;
 use crate::services::{self, ApiUser};
 use crate::stats::{Latencies, Run, closed_loop};
+use crate::whole_system::{self, WholeSystem};
 
 pub struct CreateTasks {
     pub seconds: u64,
     pub concurrency: usize,
     pub repo: PathBuf,
-    /// Where the other services' release binaries are, to run them beside task-api.
+    /// Where this commit's release binaries are, to run the whole system from them.
     pub whole_system: Option<PathBuf>,
+    /// An earlier commit's binaries, measured the same way beside this commit's.
+    pub baseline: Option<Baseline>,
+}
+
+/// The binaries of an earlier commit and how the report names them.
+pub struct Baseline {
+    pub bin_dir: PathBuf,
+    pub name: String,
 }
 
 /// One backend's runs.
 struct Measured {
     healthz: Run,
     creates: Run,
-    inserts: Run,
+    /// The database ceiling (not measured for a baseline, whose schema this code does not
+    /// know: the same run's figure for this commit stands for both).
+    inserts: Option<Run>,
     to_kafka: Latencies,
     /// Cores of the machine busy on average while the tasks were created.
     busy_cores: f64,
@@ -50,67 +62,151 @@ struct Measured {
     caught_up: Option<Duration>,
 }
 
+/// What a run measures: task-api in this process, or the whole system from a directory of
+/// binaries (this commit's, or a baseline's with its name).
+#[derive(Clone, Copy)]
+enum Subject<'a> {
+    InProcess,
+    Binaries {
+        dir: &'a Path,
+        baseline: Option<&'a str>,
+    },
+}
+
+impl Subject<'_> {
+    /// How the figures name what ran.
+    fn scope(&self) -> String {
+        match self {
+            Subject::InProcess => String::new(),
+            Subject::Binaries { baseline: None, .. } => ", all five services".to_owned(),
+            Subject::Binaries {
+                baseline: Some(name),
+                ..
+            } => format!(", all five services, {name}"),
+        }
+    }
+
+    fn is_baseline(&self) -> bool {
+        matches!(
+            self,
+            Subject::Binaries {
+                baseline: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 /// How long the consumers may take to catch up after the load.
 const CATCH_UP_BOUND: Duration = Duration::from_secs(180);
 
 impl CreateTasks {
     pub async fn run(&self) -> anyhow::Result<Vec<Figure>> {
+        let mut subjects = Vec::new();
+        if let Some(b) = &self.baseline {
+            let dir = self
+                .whole_system
+                .as_ref()
+                .context("--baseline compares whole systems: give --whole-system too")?;
+            subjects.push(Subject::Binaries {
+                dir: &b.bin_dir,
+                baseline: Some(&b.name),
+            });
+            subjects.push(Subject::Binaries {
+                dir,
+                baseline: None,
+            });
+        } else if let Some(dir) = &self.whole_system {
+            subjects.push(Subject::Binaries {
+                dir,
+                baseline: None,
+            });
+        } else {
+            subjects.push(Subject::InProcess);
+        }
         let marks = TopicMarks::take().await?;
         let mut measured = Vec::new();
         let mut outcome = Ok(());
-        for backend in [Backend::Sqlite, Backend::Postgres] {
-            match self.on(backend).await {
-                Ok(m) => measured.push((backend, m)),
-                Err(e) => {
-                    outcome = Err(e.context(format!("create-tasks on {backend:?}")));
-                    break;
+        'all: for backend in [Backend::Sqlite, Backend::Postgres] {
+            for subject in &subjects {
+                match self.on(backend, *subject).await {
+                    Ok(m) => measured.push((backend, *subject, m)),
+                    Err(e) => {
+                        outcome = Err(
+                            e.context(format!("create-tasks on {backend:?}{}", subject.scope()))
+                        );
+                        break 'all;
+                    }
                 }
             }
         }
         marks.delete_written().await?;
         outcome?;
         let floor = EndToEnd::of_this_run(&self.repo, 1_000).await?;
-        Ok(measured
+        let mut figures: Vec<Figure> = measured
             .iter()
-            .flat_map(|(backend, m)| self.figures(*backend, m, &floor))
-            .collect())
+            .flat_map(|(backend, subject, m)| self.figures(*backend, *subject, m, &floor))
+            .collect();
+        for (backend, subject, m) in &measured {
+            if subject.is_baseline() {
+                continue;
+            }
+            let baseline = measured
+                .iter()
+                .find(|(b, s, _)| b == backend && s.is_baseline());
+            if let (Some((_, before, b)), Some(name)) =
+                (baseline, self.baseline.as_ref().map(|b| &b.name))
+            {
+                figures.extend(self.compared(*backend, *subject, m, *before, b, name));
+            }
+        }
+        Ok(figures)
     }
 
-    /// Start task-api on a fresh database, measure, stop it and drop the database.
-    async fn on(&self, backend: Backend) -> anyhow::Result<Measured> {
+    /// Start what `subject` names on a fresh database, measure, stop it and drop the database.
+    async fn on(&self, backend: Backend, subject: Subject<'_>) -> anyhow::Result<Measured> {
         let keys = services::key_pair()?;
-        let consumers = match &self.whole_system {
-            Some(bin_dir) => Some(Consumers::start(bin_dir, backend, &keys.1).await?),
-            None => None,
-        };
-        let started = services::start_task_api(backend, 0, &keys, 0).await;
-        let (api, db, url) = match started {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(c) = consumers {
-                    c.stop().await;
-                }
-                return Err(e);
+        let measured = match subject {
+            Subject::InProcess => {
+                let (api, db, url) = services::start_task_api(backend, 0, &keys, 0).await?;
+                let measured = self.measure(&api.base_url(), Some(&db), None).await;
+                let stopped = api.stop().await;
+                drop(db);
+                services::drop_database(&url);
+                let measured = measured?;
+                stopped?;
+                measured
+            }
+            Subject::Binaries { dir, baseline } => {
+                let system = WholeSystem::start(dir, backend, &keys).await?;
+                // The database ceiling runs on task-api's own database, on a pool like its own:
+                // only this commit's schema is known here.
+                let db = match baseline {
+                    Some(_) => Ok(None),
+                    None => system.task_api_database().await.map(Some),
+                };
+                let measured = match db {
+                    Ok(db) => {
+                        self.measure(&system.task_api(), db.as_ref(), Some(&system))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                system.stop().await;
+                measured?
             }
         };
-        let measured = self.measure(&api.base_url(), &db, consumers.as_ref()).await;
-        let stopped = api.stop().await;
-        if let Some(c) = consumers {
-            c.stop().await;
-        }
-        drop(db);
-        services::drop_database(&url);
-        let measured = measured?;
-        stopped?;
         println!(
             "\n== {backend:?}{}: {} concurrent clients, {} s per run ==",
-            self.scope(),
+            subject.scope(),
             self.concurrency,
             self.seconds
         );
         println!("{}", measured.healthz.line("HTTP ceiling (GET /healthz)"));
         println!("{}", measured.creates.line("POST /api/tasks"));
-        println!("{}", measured.inserts.line("DB ceiling (insert + commit)"));
+        if let Some(inserts) = &measured.inserts {
+            println!("{}", inserts.line("DB ceiling (insert + commit)"));
+        }
         println!(
             "201 -> readable on Kafka: p50 {:.2} ms, p99 {:.2} ms ({} of {} events seen)",
             measured.to_kafka.quantile(0.5),
@@ -132,20 +228,11 @@ impl CreateTasks {
         Ok(measured)
     }
 
-    /// How the figures name what ran.
-    fn scope(&self) -> &'static str {
-        if self.whole_system.is_some() {
-            ", all five services"
-        } else {
-            ""
-        }
-    }
-
     async fn measure(
         &self,
         base: &str,
-        db: &Database,
-        consumers: Option<&Consumers>,
+        db: Option<&Database>,
+        system: Option<&WholeSystem>,
     ) -> anyhow::Result<Measured> {
         let duration = Duration::from_secs(self.seconds);
         let http = reqwest::Client::builder()
@@ -172,7 +259,7 @@ impl CreateTasks {
 
         let reader = KafkaReader::start(&user.id).await?;
         let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let cpu_before = consumers::cpu_ticks()?;
+        let cpu_before = whole_system::cpu_ticks()?;
         let creates = {
             let (http, base, token, acked) = (
                 http.clone(),
@@ -194,8 +281,8 @@ impl CreateTasks {
             })
             .await?
         };
-        let busy_cores = consumers::busy_cores(cpu_before, consumers::cpu_ticks()?, cores());
-        let caught_up = match consumers {
+        let busy_cores = whole_system::busy_cores(cpu_before, whole_system::cpu_ticks()?, cores());
+        let caught_up = match system {
             Some(c) => Some(c.caught_up(CATCH_UP_BOUND).await?),
             None => None,
         };
@@ -203,7 +290,10 @@ impl CreateTasks {
         let seen = reader.finish(acked.len()).await?;
         let to_kafka = to_kafka_latencies(&seen, &acked).await?;
 
-        let inserts = insert_and_commit_loop(db, &user, self.concurrency, duration).await?;
+        let inserts = match db {
+            Some(db) => Some(insert_and_commit_loop(db, &user, self.concurrency, duration).await?),
+            None => None,
+        };
         Ok(Measured {
             healthz,
             creates,
@@ -214,12 +304,14 @@ impl CreateTasks {
         })
     }
 
-    fn figures(&self, backend: Backend, m: &Measured, floor: &EndToEnd) -> Vec<Figure> {
-        let db = match backend {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        };
-        let db = &format!("{db}{}", self.scope());
+    fn figures(
+        &self,
+        backend: Backend,
+        subject: Subject<'_>,
+        m: &Measured,
+        floor: &EndToEnd,
+    ) -> Vec<Figure> {
+        let db = &format!("{}{}", backend_name(backend), subject.scope());
         let load = format!(
             "{} concurrent clients, {} s per run, {} tasks created",
             self.concurrency, self.seconds, m.creates.ops
@@ -244,16 +336,6 @@ impl CreateTasks {
                 "GET /healthz, same server",
                 m.healthz.rate(),
                 load.clone(),
-            ),
-            Figure::new(
-                &format!("create task ({db})"),
-                "tasks/s",
-                m.creates.rate(),
-                "insert+commit, same database",
-                m.inserts.rate(),
-                format!(
-                    "{load}; the ceiling: one task row per transaction on task-api's own pool, no HTTP, auth or outbox"
-                ),
             ),
             Figure::new(
                 &format!("create task p50 ({db})"),
@@ -296,6 +378,21 @@ impl CreateTasks {
                 ),
             ),
         ];
+        if let Some(inserts) = &m.inserts {
+            figures.insert(
+                2,
+                Figure::new(
+                    &format!("create task ({db})"),
+                    "tasks/s",
+                    m.creates.rate(),
+                    "insert+commit, same database",
+                    inserts.rate(),
+                    format!(
+                        "{load}; the ceiling: one task row per transaction on task-api's own pool, no HTTP, auth or outbox"
+                    ),
+                ),
+            );
+        }
         if let Some(caught_up) = m.caught_up {
             figures.push(Figure::new(
                 &format!("consumers caught up after the load ({db})"),
@@ -307,6 +404,64 @@ impl CreateTasks {
             ));
         }
         figures
+    }
+
+    /// This commit's figures beside the baseline's of the same run (`before`, named `name`).
+    fn compared(
+        &self,
+        backend: Backend,
+        subject: Subject<'_>,
+        after: &Measured,
+        before: Subject<'_>,
+        b: &Measured,
+        name: &str,
+    ) -> Vec<Figure> {
+        let db = &format!("{}{}", backend_name(backend), subject.scope());
+        let reference = format!("the same benchmark on {name}, same run");
+        let notes = |what: &str| {
+            format!(
+                "{what}; this commit {} tasks, the baseline {} ({}), alternating on the same machine",
+                after.creates.ops,
+                b.creates.ops,
+                before.scope().trim_start_matches(", "),
+            )
+        };
+        vec![
+            Figure::new(
+                &format!("create task, after/before ({db})"),
+                "tasks/s",
+                after.creates.rate(),
+                &reference,
+                b.creates.rate(),
+                notes(&format!(
+                    "{} concurrent clients, {} s; higher is better",
+                    self.concurrency, self.seconds
+                )),
+            ),
+            Figure::new(
+                &format!("create task p99, after/before ({db})"),
+                "ms",
+                after.creates.latencies.quantile(0.99),
+                &format!("{reference}, p99"),
+                b.creates.latencies.quantile(0.99),
+                notes("a floor: lower is better"),
+            ),
+            Figure::new(
+                &format!("201 → on Kafka p99, after/before ({db})"),
+                "ms",
+                after.to_kafka.quantile(0.99),
+                &format!("{reference}, p99"),
+                b.to_kafka.quantile(0.99),
+                notes("a floor: lower is better"),
+            ),
+        ]
+    }
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
     }
 }
 

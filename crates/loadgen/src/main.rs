@@ -22,13 +22,13 @@
 //! The in-process services log only when `RUST_LOG` is set (`make bench` sets `warn`).
 
 mod audit;
-mod consumers;
 mod create_tasks;
 mod kafka;
 mod reminders;
 mod report;
 mod services;
 mod stats;
+mod whole_system;
 mod ws_client;
 mod ws_connections;
 mod ws_latency;
@@ -67,6 +67,13 @@ enum Command {
         /// consuming what it publishes.
         #[arg(long)]
         whole_system: Option<PathBuf>,
+        /// An earlier commit's release binaries, measured the same way beside these, alternating
+        /// on each database (needs --whole-system).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// How the report names the baseline (e.g. "main at bfcef9f").
+        #[arg(long, default_value = "the baseline")]
+        baseline_name: String,
     },
     /// REST 201 → WebSocket message p50/p99 vs Kafka's EndToEndLatency (measured here for the run).
     WsLatency {
@@ -140,12 +147,18 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             concurrency,
             whole_system,
+            baseline,
+            baseline_name,
         } => {
             create_tasks::CreateTasks {
                 seconds,
                 concurrency,
                 repo: repo.clone(),
                 whole_system,
+                baseline: baseline.map(|bin_dir| create_tasks::Baseline {
+                    bin_dir,
+                    name: baseline_name,
+                }),
             }
             .run()
             .await?

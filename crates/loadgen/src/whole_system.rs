@@ -1,8 +1,9 @@
-//! The four other services as real release binaries beside the measured task-api, each on a
-//! fresh database of the benchmark's backend and a consumer group of its own positioned at the
-//! end of its topics: the whole system running and consuming while tasks are created, so the
-//! create rate is what a machine running all of it gives, and the consumers are checked to
-//! keep up (their groups' lag drains after the load).
+//! The whole system as real release binaries: task-api and the four services consuming what it
+//! publishes, each on a fresh database of the benchmark's backend and a consumer group of its
+//! own positioned at the end of its topics. The create rate measured through it is what a
+//! machine running all of it gives, and the consumers are checked to keep up (their groups' lag
+//! drains after the load). The binaries may be of another commit (the benchmark's baseline):
+//! only settings every version reads are given.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,8 +17,9 @@ use service_kit::testing::{self, Backend};
 
 use crate::services;
 
-/// The services started beside task-api, with the topics whose lag says they kept up.
-const CONSUMERS: [Service; 4] = [
+/// Every service, task-api first (the others' readiness does not depend on it).
+const SERVICES: [Service; 5] = [
+    Service::TaskApi,
     Service::NotificationService,
     Service::RecurringTaskService,
     Service::AuditService,
@@ -34,8 +36,8 @@ struct Running {
     database: Option<DatabaseUrl>,
 }
 
-/// The running consumers; [`Consumers::stop`] stops them and drops their databases.
-pub struct Consumers {
+/// The running services; [`WholeSystem::stop`] stops them and drops their databases.
+pub struct WholeSystem {
     running: Vec<Running>,
 }
 
@@ -46,13 +48,18 @@ fn database_setting(url: &DatabaseUrl) -> String {
     }
 }
 
-impl Consumers {
-    /// Start every consumer from `bin_dir` (release builds) on `backend`, accepting tokens of
-    /// `public_key`, and wait until each answers `/readyz`.
-    pub async fn start(bin_dir: &Path, backend: Backend, public_key: &str) -> anyhow::Result<Self> {
+impl WholeSystem {
+    /// Start every service from `bin_dir` (release builds) on `backend`, task-api signing with
+    /// `keys` (private, public PEM) and the others accepting its tokens, and wait until each
+    /// answers `/readyz`.
+    pub async fn start(
+        bin_dir: &Path,
+        backend: Backend,
+        keys: &(String, String),
+    ) -> anyhow::Result<Self> {
         let mut running = Vec::new();
-        for service in CONSUMERS {
-            match Self::spawn(bin_dir, service, backend, public_key).await {
+        for service in SERVICES {
+            match Self::spawn(bin_dir, service, backend, keys).await {
                 Ok(c) => running.push(c),
                 Err(e) => {
                     Self { running }.stop().await;
@@ -60,19 +67,45 @@ impl Consumers {
                 }
             }
         }
-        let consumers = Self { running };
-        if let Err(e) = consumers.wait_ready().await {
-            consumers.stop().await;
+        let system = Self { running };
+        if let Err(e) = system.wait_ready().await {
+            system.stop().await;
             return Err(e);
         }
-        Ok(consumers)
+        Ok(system)
+    }
+
+    /// task-api's base URL.
+    pub fn task_api(&self) -> String {
+        let port = self
+            .running
+            .iter()
+            .find(|c| c.service == Service::TaskApi)
+            .map_or(0, |c| c.port);
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// task-api's database, opened like task-api opens it (this commit's migrations, already
+    /// run by task-api, and its pool).
+    pub async fn task_api_database(&self) -> anyhow::Result<service_kit::db::Database> {
+        let url = self
+            .running
+            .iter()
+            .find(|c| c.service == Service::TaskApi)
+            .and_then(|c| c.database.clone())
+            .context("task-api is not running")?;
+        tokio::task::spawn_blocking(move || {
+            service_kit::db::Database::connect(&url, task_api::startup::MIGRATIONS)
+        })
+        .await?
+        .context("opening task-api's database")
     }
 
     async fn spawn(
         bin_dir: &Path,
         service: Service,
         backend: Backend,
-        public_key: &str,
+        keys: &(String, String),
     ) -> anyhow::Result<Running> {
         let bin: PathBuf = bin_dir.join(service.name());
         let port = services::free_port()?;
@@ -81,7 +114,7 @@ impl Consumers {
             .env("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers())
             .env("SCHEMA_REGISTRY_URL", testing::registry_url())
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("JWT_PUBLIC_KEY", public_key)
+            .env("JWT_PUBLIC_KEY", &keys.1)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         let (group, database) = if service == Service::WsGateway {
@@ -98,14 +131,22 @@ impl Consumers {
                 .env("DATABASE_URL", database_setting(&database));
             (Some(group), Some(database))
         };
-        if service == Service::NotificationService {
-            command
-                .env(
-                    "SMTP_URL",
-                    std::env::var("TEST_SMTP_URL")
-                        .unwrap_or_else(|_| "smtp://127.0.0.1:1025".into()),
-                )
-                .env("WEBHOOK_SIGNING_KEY", services::WEBHOOK_SIGNING_KEY);
+        match service {
+            Service::TaskApi => {
+                command
+                    .env("JWT_PRIVATE_KEY", &keys.0)
+                    .env("WEBHOOK_SIGNING_KEY", services::WEBHOOK_SIGNING_KEY);
+            }
+            Service::NotificationService => {
+                command
+                    .env(
+                        "SMTP_URL",
+                        std::env::var("TEST_SMTP_URL")
+                            .unwrap_or_else(|_| "smtp://127.0.0.1:1025".into()),
+                    )
+                    .env("WEBHOOK_SIGNING_KEY", services::WEBHOOK_SIGNING_KEY);
+            }
+            _ => {}
         }
         let child = command
             .spawn()
