@@ -192,7 +192,8 @@ async fn rows_unsent(db: &Database) -> i64 {
 async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
     let db = database(backend).await;
     let metrics = Metrics::new();
-    let relay = relay(&db, &testing::bootstrap_servers(), &metrics);
+    // Batches of 7: the 120 rows go in 18 batches, several in flight at once.
+    let relay = relay_of(&db, &testing::bootstrap_servers(), &metrics, 7);
     let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let marks = start_marks();
     let written = write_events(&db, &users, 40).await;

@@ -3,26 +3,35 @@
 //!
 //! ```text
 //!  change's transaction ──▶ outbox row ──commit──▶ wake ─┐
-//!                                      poll interval ────┴▶ round: (lock) · read a batch in seq
-//!                                                            order · encode · hand all of it to
-//!                                                            the producer in order · await the
-//!                                                            acks · mark them sent (one statement)
+//!                                      poll interval ────┴▶ turn: take the lock · then, until
+//!          nothing is pending or in flight: read a batch in seq order (rows not already in
+//!          flight) · encode · hand it to the producer · read the next batch while up to
+//!          IN_FLIGHT_BATCHES wait for their acks · mark each batch sent (one statement) once
+//!          acknowledged, in order · release the lock
 //! ```
 //!
-//! * Order: rows enter the idempotent producer in `seq` order before any acknowledgement is
-//!   awaited; the producer keeps per-partition order across its own retries with up to five
-//!   requests in flight, so one key's rows reach their partition in order while a whole batch
-//!   is in flight at once.
-//! * Several instances: on PostgreSQL a round runs in a transaction holding an advisory lock
-//!   (one per service), so the relays of several instances take turns and never interleave one
-//!   key's rows; the lock ends with the transaction, so a crashed instance blocks nobody. On
-//!   SQLite no transaction is held while publishing (SQLite's single writer would stall every
-//!   write for that long); instances sharing the file (processes on one host) take turns
-//!   through an OS file lock beside it (`<file>.outbox-relay-<service>.lock`), which the
-//!   kernel releases when a process dies, so a crashed instance blocks nobody there either.
-//! * Failures: a row is marked sent only once acknowledged. While Kafka is unreachable rounds
+//! * Order: rows enter the idempotent producer in `seq` order, and the next batch is handed
+//!   over while earlier ones still await their acknowledgements; the producer keeps
+//!   per-partition order across its own retries with up to five requests in flight, so one
+//!   key's rows reach their partition in order while several batches are in flight at once.
+//!   A batch is read as "the oldest pending rows not in flight", not "rows after the last one
+//!   read": on PostgreSQL writers commit concurrently, so a row may become visible after rows
+//!   with a higher `seq` (never one of the same key: changes of one key lock its row, so they
+//!   commit in the order they wrote).
+//! * Several instances: a turn holds a lock for as long as it has rows in flight, so the relays
+//!   of several instances take turns and never interleave one key's rows. PostgreSQL: a session
+//!   advisory lock (one per service) on the connection the turn's reads and marks run on, so a
+//!   lost connection (and with it the lock) fails the turn instead of letting it go on
+//!   unlocked; released at the end of the turn, and by the server if the process dies. SQLite
+//!   (processes on one host sharing the file): an OS file lock beside it
+//!   (`<file>.outbox-relay-<service>.lock`), which the kernel releases when a process dies.
+//! * Failures: a row is marked sent only once acknowledged. While Kafka is unreachable turns
 //!   fail, the backlog grows (writes go on), and the relay probes the cluster with a metadata
-//!   request before its next round (backing off with the shared [`RetryPolicy`]). A crash
+//!   request before its next turn (backing off with the shared [`RetryPolicy`]). A failed batch
+//!   stops the turn from handing over more; what is already in flight settles and what was
+//!   acknowledged is marked. A row that failed is published again in a later turn, after rows
+//!   of its key that were in flight behind it had been acknowledged: the producer fails a row
+//!   only once its message timeout passed, and consumers apply task events by version. A crash
 //!   between acknowledgement and marking re-sends those rows: consumers deduplicate by
 //!   `eventId`, as the contract requires of them anyway.
 //! * A row that can never be published (its JSON unreadable, its schema refused by the
@@ -33,8 +42,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use events::{AnyEvent, EventCodec, Service, Topic};
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesOrdered;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::Notify;
@@ -42,14 +55,18 @@ use tokio::sync::Notify;
 use super::metrics::OutboxMetrics;
 use super::store::{self, OutboxRow};
 use crate::consumer::RetryPolicy;
-use crate::db::{Backend, Database, DbConnection, DbError};
+use crate::db::{Backend, Database, DbConnection, DbError, PooledDb};
 use crate::shutdown::Shutdown;
 use crate::telemetry::{self, TraceContext};
+
+/// Batches a turn hands to the producer before the oldest is acknowledged: reading and
+/// encoding the next batch overlaps the brokers' acknowledgement of the previous ones.
+const IN_FLIGHT_BATCHES: usize = 4;
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
-    /// Rows read, published and marked per round.
+    /// Rows read and handed to the producer at a time (a batch), and marked sent together.
     pub batch_size: i64,
     /// How often an idle relay looks for rows nobody woke it for (a crash, another instance).
     pub poll_interval: Duration,
@@ -92,7 +109,7 @@ pub enum RelayError {
     },
 }
 
-/// What a round did.
+/// What a turn did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
     /// Rows read (0: the outbox was empty, or another instance's relay holds the lock).
@@ -125,17 +142,24 @@ fn lock_key(service: Service) -> i64 {
 }
 
 diesel::define_sql_function! {
-    fn pg_try_advisory_xact_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+    fn pg_try_advisory_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
 }
 
-fn try_lock(conn: &mut DbConnection, key: i64) -> Result<bool, DbError> {
-    use diesel::RunQueryDsl;
-    match conn {
-        DbConnection::Postgresql(c) => {
-            Ok(diesel::select(pg_try_advisory_xact_lock(key)).get_result::<bool>(c)?)
-        }
-        DbConnection::Sqlite(_) => Ok(true),
-    }
+diesel::define_sql_function! {
+    fn pg_advisory_unlock_all();
+}
+
+/// The turn's statements and the lock that makes them this instance's alone.
+enum Turn {
+    /// PostgreSQL: the connection holding the session advisory lock; the turn's reads and
+    /// marks run on it (`None` only while one of them does).
+    Postgres(Option<PooledDb>),
+    /// SQLite: statements on the relay's pool, the file lock held beside the database (none
+    /// where the lock file cannot be opened).
+    Sqlite {
+        /// Held for the turn; released when dropped.
+        _lock: Option<LocalTurn>,
+    },
 }
 
 /// The turn of one relay among the processes sharing a SQLite file: an exclusive `flock` on a
@@ -255,11 +279,8 @@ impl OutboxRelay {
                 continue;
             }
             match self.round().await {
-                Ok(r) => {
+                Ok(_) => {
                     failures = 0;
-                    if r.read as i64 >= self.settings.batch_size && !r.locked_out {
-                        continue;
-                    }
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -268,7 +289,7 @@ impl OutboxRelay {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, failures, "outbox round failed; retrying with backoff");
+                    tracing::warn!(error = %e, failures, "outbox turn failed; retrying with backoff");
                     self.pause(&stop, failures).await;
                 }
             }
@@ -307,73 +328,163 @@ impl OutboxRelay {
         .unwrap_or(false)
     }
 
-    /// One round: read a batch, publish it, mark what was acknowledged.
+    /// One turn: take the lock (or find another instance's relay holding it), then publish
+    /// until nothing is pending or in flight, and release it.
     pub async fn round(&self) -> Result<Round, RelayError> {
-        match self.db.backend() {
-            Backend::Postgres => self.locked_round().await,
-            Backend::Sqlite => self.local_round().await,
-        }
-    }
-
-    async fn local_round(&self) -> Result<Round, RelayError> {
-        let _turn = match &self.local_lock {
-            Some(file) => match LocalTurn::try_take(file) {
-                Ok(Some(turn)) => Some(turn),
-                Ok(None) => {
-                    return Ok(Round {
-                        locked_out: true,
-                        ..Round::default()
-                    });
-                }
-                Err(e) => return Err(RelayError::Lock(e.to_string())),
-            },
-            None => None,
+        let Some(mut turn) = self.take_turn().await? else {
+            return Ok(Round {
+                locked_out: true,
+                ..Round::default()
+            });
         };
-        let limit = self.settings.batch_size;
-        let rows = self.db.run(move |conn| store::pending(conn, limit)).await?;
-        if rows.is_empty() {
-            return Ok(Round::default());
-        }
-        let outcome = self.publish(&rows).await;
-        let marks = outcome.marks();
-        self.db.transaction(move |conn| marks.apply(conn)).await?;
-        self.settle(rows.len(), outcome)
+        let result = self.publish_while_pending(&mut turn).await;
+        self.end_turn(turn).await;
+        result
     }
 
-    async fn locked_round(&self) -> Result<Round, RelayError> {
-        let this = self.clone();
-        let handle = tokio::runtime::Handle::current();
-        let key = lock_key(self.service);
-        self.db
-            .run(move |conn| {
-                use diesel::Connection;
-                conn.transaction::<_, DbError, _>(|conn| {
-                    if !try_lock(conn, key)? {
-                        return Ok(Ok(Round {
-                            locked_out: true,
-                            ..Round::default()
-                        }));
-                    }
-                    let rows = store::pending(conn, this.settings.batch_size)?;
-                    if rows.is_empty() {
-                        return Ok(Ok(Round::default()));
-                    }
-                    // This closure runs on the blocking pool, where waiting for the brokers
-                    // blocks no executor thread.
-                    let outcome = handle.block_on(this.publish(&rows));
-                    outcome.marks().apply(conn)?;
-                    // What was acknowledged is committed even when other rows failed.
-                    Ok(this.settle(rows.len(), outcome))
+    async fn take_turn(&self) -> Result<Option<Turn>, RelayError> {
+        match self.db.backend() {
+            Backend::Postgres => {
+                let pool = self.db.pool().clone();
+                let key = lock_key(self.service);
+                let conn = tokio::task::spawn_blocking(move || -> Result<_, DbError> {
+                    use diesel::RunQueryDsl;
+                    let mut conn = pool.get()?;
+                    let locked = match &mut *conn {
+                        DbConnection::Postgresql(c) => {
+                            diesel::select(pg_try_advisory_lock(key)).get_result::<bool>(c)?
+                        }
+                        DbConnection::Sqlite(_) => true,
+                    };
+                    Ok(locked.then_some(conn))
                 })
-            })
-            .await?
+                .await
+                .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))??;
+                Ok(conn.map(|c| Turn::Postgres(Some(c))))
+            }
+            Backend::Sqlite => match &self.local_lock {
+                Some(file) => match LocalTurn::try_take(file) {
+                    Ok(Some(lock)) => Ok(Some(Turn::Sqlite { _lock: Some(lock) })),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(RelayError::Lock(e.to_string())),
+                },
+                None => Ok(Some(Turn::Sqlite { _lock: None })),
+            },
+        }
     }
 
-    fn settle(&self, read: usize, outcome: Outcome) -> Result<Round, RelayError> {
+    /// Release the turn's lock. On PostgreSQL a connection whose unlock fails is not trusted
+    /// again: the pool tests it before lending it out, and a broken one is dropped (its
+    /// session, and lock, end with it).
+    async fn end_turn(&self, turn: Turn) {
+        if let Turn::Postgres(Some(mut conn)) = turn {
+            let _ = tokio::task::spawn_blocking(move || {
+                use diesel::RunQueryDsl;
+                if let DbConnection::Postgresql(c) = &mut *conn
+                    && let Err(e) = diesel::select(pg_advisory_unlock_all()).execute(c)
+                {
+                    tracing::warn!(error = %e, "releasing the outbox relay's lock failed");
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Run a statement of the turn: on the locked connection (PostgreSQL) or the pool (SQLite).
+    async fn exec<T, F>(&self, turn: &mut Turn, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        match turn {
+            Turn::Postgres(slot) => {
+                let mut conn = slot.take().ok_or_else(|| {
+                    DbError::Unavailable("the relay lost its locked connection".to_owned())
+                })?;
+                let (conn, outcome) = tokio::task::spawn_blocking(move || {
+                    let outcome = f(&mut conn);
+                    (conn, outcome)
+                })
+                .await
+                .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?;
+                *slot = Some(conn);
+                outcome
+            }
+            Turn::Sqlite { .. } => self.db.run(f).await,
+        }
+    }
+
+    /// The turn's work: keep up to [`IN_FLIGHT_BATCHES`] batches with the producer, mark each
+    /// once settled (in order), read the next whenever there is room; done when a read finds
+    /// nothing and nothing is in flight. After a failure nothing more is handed over; what is
+    /// in flight settles (and what was acknowledged is marked) before the error is returned.
+    async fn publish_while_pending(&self, turn: &mut Turn) -> Result<Round, RelayError> {
+        let limit = self.settings.batch_size;
+        let mut round = Round::default();
+        let mut in_flight = FuturesOrdered::new();
+        // Rows read by this turn and not settled yet: the next read skips them.
+        let mut taken: HashSet<i64> = HashSet::new();
+        let mut failed: Option<RelayError> = None;
+        loop {
+            if failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES {
+                let skip: Vec<i64> = taken.iter().copied().collect();
+                match self
+                    .exec(turn, move |c| store::pending_except(c, limit, &skip))
+                    .await
+                {
+                    Ok(rows) if !rows.is_empty() => {
+                        round.read += rows.len();
+                        taken.extend(rows.iter().map(|r| r.seq));
+                        in_flight.push_back(self.publish(rows));
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed = Some(e.into()),
+                }
+            }
+            let room = failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES;
+            tokio::select! {
+                biased;
+                settled = in_flight.next() => {
+                    let Some((seqs, outcome)) = settled else {
+                        // Nothing in flight, and the last read found nothing (or failed).
+                        return failed.map_or(Ok(round), Err);
+                    };
+                    let marks = outcome.marks();
+                    let marked = self
+                        .exec(turn, move |c| {
+                            use diesel::Connection;
+                            c.transaction(|c| marks.apply(c))
+                        })
+                        .await;
+                    for seq in seqs {
+                        taken.remove(&seq);
+                    }
+                    if let Err(e) = marked {
+                        failed.get_or_insert(e.into());
+                    }
+                    match self.settle(outcome) {
+                        Ok(r) => {
+                            round.published += r.published;
+                            round.set_aside += r.set_aside;
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+                // New rows were committed: read them while the others await their acks.
+                _ = self.wake.notified(), if room => {}
+            }
+        }
+    }
+
+    /// A settled batch's counts, or the error of its rows that were not acknowledged.
+    fn settle(&self, outcome: Outcome) -> Result<Round, RelayError> {
         let service = self.metrics.service();
         match outcome.failure {
             None => Ok(Round {
-                read,
+                read: outcome.read,
                 published: outcome.sent.len(),
                 set_aside: outcome.set_aside.len(),
                 locked_out: false,
@@ -385,18 +496,24 @@ impl OutboxRelay {
                     .inc_by(failed as u64);
                 Err(RelayError::Publish {
                     failed,
-                    total: read,
+                    total: outcome.read,
                     first_error,
                 })
             }
         }
     }
 
-    /// Encode every row, hand them all to the producer in order, then await the
-    /// acknowledgements.
-    async fn publish(&self, rows: &[OutboxRow]) -> Outcome {
+    /// Encode every row of a batch and hand them to the producer in order (at once, before
+    /// anything is awaited: the order the rows enter the producer is their order on the
+    /// topics); the future then awaits the acknowledgements. Returns the batch's seqs beside
+    /// its outcome.
+    async fn publish(&self, rows: Vec<OutboxRow>) -> (Vec<i64>, Outcome) {
         let service = self.metrics.service();
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            read: rows.len(),
+            ..Outcome::default()
+        };
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         let mut in_flight = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let payload = match self.encode(row).await {
@@ -483,7 +600,7 @@ impl OutboxRelay {
         }
         // The publish spans end once every acknowledgement is in.
         drop(open_spans);
-        outcome
+        (seqs, outcome)
     }
 
     /// The Avro wire-format value of a row's event.
@@ -507,6 +624,8 @@ impl OutboxRelay {
 /// What publishing a batch came to.
 #[derive(Debug, Default)]
 struct Outcome {
+    /// Rows of the batch.
+    read: usize,
     /// Acknowledged.
     sent: Vec<i64>,
     /// Never publishable, with the reason.

@@ -173,6 +173,25 @@ pub fn pending(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, Db
         .load(conn)?)
 }
 
+/// [`pending`] without the rows of `skip` (those a relay's turn has in flight already).
+pub fn pending_except(
+    conn: &mut DbConnection,
+    limit: i64,
+    skip: &[i64],
+) -> Result<Vec<OutboxRow>, DbError> {
+    if skip.is_empty() {
+        return pending(conn, limit);
+    }
+    Ok(event_outbox::table
+        .filter(event_outbox::sent_at.is_null())
+        .filter(event_outbox::dead_at.is_null())
+        .filter(event_outbox::seq.ne_all(skip))
+        .order(event_outbox::seq.asc())
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
 /// Mark rows acknowledged by the brokers: one statement per thousand rows.
 pub fn mark_sent(conn: &mut DbConnection, seqs: &[i64], now: i64) -> Result<usize, DbError> {
     let mut n = 0;
