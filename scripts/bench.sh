@@ -7,7 +7,11 @@
 #
 # Sizes (defaults are the full run; small values make a quick check):
 #   BENCH_WS_CREATES (600) BENCH_WS_RATE (20)            loadgen ws-latency
-#   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks (all five services)
+#   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks (task-api alone, then
+#                                                        all five services beside the baseline's)
+#   BENCH_BASELINE (bfcef9f: main when issue 18 was filed; "none" to skip) the commit whose release
+#                  binaries create-tasks measures beside this one's, built once into
+#                  $CACHE_DIR/baseline-<commit> from `git archive` of this clone
 #   BENCH_REMINDERS (10000) BENCH_SPREAD_MS (60000)      loadgen reminders (lateness phase)
 #   BENCH_BURST (10000) BENCH_LEAD_MS (45000)            loadgen reminders (throughput phase)
 #   BENCH_CONNECTIONS (10000)                            loadgen ws-connections
@@ -28,6 +32,7 @@ BURST="${BENCH_BURST:-10000}"
 LEAD_MS="${BENCH_LEAD_MS:-45000}"
 CONNECTIONS="${BENCH_CONNECTIONS:-10000}"
 EVENTS="${BENCH_EVENTS:-200000}"
+BASELINE="${BENCH_BASELINE:-bfcef9f}"
 
 if "$SCRIPTS_DIR/services.sh" status 2>/dev/null | grep -q ': ready\|running'; then
     die "services of make dev are running; stop them first (make stop) so they do not consume the benchmark's events"
@@ -62,9 +67,33 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cd "$REPO_ROOT"
 log "building release binaries"
-# create-tasks runs the four consumers beside task-api from these binaries (--whole-system).
-cargo build --release --quiet --package loadgen --package audit-service --package ws-gateway \
-    --package notification-service --package recurring-task-service
+# create-tasks runs the whole system from these binaries (--whole-system).
+cargo build --release --quiet --package loadgen --package task-api --package audit-service \
+    --package ws-gateway --package notification-service --package recurring-task-service
+
+# The baseline's five services, built once per commit outside the clone (a second run reuses
+# them). Its own target dir: its crates share names and paths with this commit's.
+baseline_args=()
+if [[ "$BASELINE" != none ]] && ! git rev-parse --quiet --verify "$BASELINE^{commit}" >/dev/null; then
+    log "BENCH_BASELINE=$BASELINE is not a commit of this clone (a shallow clone?): create-tasks runs without a baseline"
+    BASELINE=none
+fi
+if [[ "$BASELINE" != none ]]; then
+    baseline_sha="$(git rev-parse --short=7 "$BASELINE^{commit}")"
+    baseline_dir="$CACHE_DIR/baseline-$baseline_sha"
+    if [[ ! -f "$baseline_dir/built" ]]; then
+        log "building the baseline $baseline_sha's services (once, into $baseline_dir)"
+        rm -rf "$baseline_dir"
+        mkdir -p "$baseline_dir/src"
+        git archive "$baseline_sha" | tar -x -C "$baseline_dir/src"
+        (cd "$baseline_dir/src" && CARGO_TARGET_DIR="$baseline_dir/target" cargo build --release --quiet \
+            --package task-api --package audit-service --package ws-gateway \
+            --package notification-service --package recurring-task-service)
+        touch "$baseline_dir/built"
+    fi
+    baseline_args=(--baseline "$baseline_dir/target/release" --baseline-name "main at $baseline_sha")
+fi
+
 rm -rf bench/out
 mkdir -p bench/out
 LOADGEN="$TARGET_DIR/release/loadgen"
@@ -83,8 +112,9 @@ bench() {
 
 # ws-latency first: it measures Kafka's end-to-end latency, the floor the others compare with.
 bench ws-latency $((WS_CREATES / WS_RATE + 300)) --creates "$WS_CREATES" --rate "$WS_RATE"
-bench create-tasks $((6 * SECONDS_PER_RUN + 600)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY" \
-    --whole-system "$TARGET_DIR/release"
+bench create-tasks $((6 * SECONDS_PER_RUN + 300)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY"
+bench create-tasks $((12 * SECONDS_PER_RUN + 900)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY" \
+    --whole-system "$TARGET_DIR/release" "${baseline_args[@]}"
 bench reminders $(((2 * LEAD_MS + SPREAD_MS) / 1000 + 900)) --reminders "$REMINDERS" \
     --spread-ms "$SPREAD_MS" --burst "$BURST" --lead-ms "$LEAD_MS" --concurrency "$CONCURRENCY"
 bench ws-connections 600 --connections "$CONNECTIONS" --gateway-bin "$TARGET_DIR/release/ws-gateway"
