@@ -1,11 +1,6 @@
 use service_kit::config::exit_on_error;
 use task_api::{config::Config, startup::Application};
 
-/// mimalloc instead of the system allocator: under load glibc's malloc and free were about a
-/// tenth of task-api's CPU (perf), and every service allocates per event and per request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init("task-api");
