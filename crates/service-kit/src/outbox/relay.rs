@@ -70,9 +70,9 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// How often an idle relay looks for rows nobody woke it for (a crash, another instance).
     pub poll_interval: Duration,
-    /// How long the brokers may take to acknowledge a row before the round counts it failed.
+    /// How long the brokers may take to acknowledge a row before the turn counts it failed.
     pub publish_timeout: Duration,
-    /// Backoff between failed rounds.
+    /// Backoff between failed turns.
     pub backoff: RetryPolicy,
     /// How long sent rows are kept (for inspection) before the monitor deletes them.
     pub retention: Duration,
@@ -94,7 +94,7 @@ impl Default for RelaySettings {
     }
 }
 
-/// Why a round stopped.
+/// Why a turn stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error(transparent)]
@@ -163,7 +163,7 @@ enum Turn {
 }
 
 /// The turn of one relay among the processes sharing a SQLite file: an exclusive `flock` on a
-/// file beside the database, released when the round ends (or the process dies).
+/// file beside the database, released when the turn ends (or the process dies).
 struct LocalTurn(Arc<std::fs::File>);
 
 impl LocalTurn {
@@ -217,8 +217,8 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     /// A relay with its own idempotent producer (`acks=all`, at most five requests in flight),
-    /// whose messages give up after the publish timeout so that a round fails rather than hangs.
-    /// Give it a database pool of its own ([`Database::dedicated`]) so its rounds never queue
+    /// whose messages give up after the publish timeout so that a turn fails rather than hangs.
+    /// Give it a database pool of its own ([`Database::dedicated`]) so its turns never queue
     /// behind request handling for a connection.
     pub fn new(
         db: Database,
@@ -258,7 +258,7 @@ impl OutboxRelay {
         self.wake.clone()
     }
 
-    /// Publish rounds until `stop` is triggered; then one last bounded round for what was
+    /// Take turns publishing until `stop` is triggered; then one last bounded turn for what was
     /// written before, and return.
     pub async fn run(self, stop: Shutdown) {
         let mut failures: u32 = 0;
@@ -269,7 +269,7 @@ impl OutboxRelay {
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "outbox relay stopped with rows unsent; they are published after restart")
                     }
-                    Err(_) => tracing::warn!("outbox relay stopped; final round timed out"),
+                    Err(_) => tracing::warn!("outbox relay stopped; final turn timed out"),
                 }
                 return;
             }
@@ -630,7 +630,7 @@ struct Outcome {
     sent: Vec<i64>,
     /// Never publishable, with the reason.
     set_aside: Vec<(i64, String)>,
-    /// How many rows failed (retried next round) and the first error.
+    /// How many rows failed (retried in a later turn) and the first error.
     failure: Option<(usize, String)>,
 }
 
@@ -643,7 +643,7 @@ impl Outcome {
     }
 }
 
-/// The statements that record a round's outcome.
+/// The statements that record a batch's outcome.
 struct Marks {
     sent: Vec<i64>,
     set_aside: Vec<(i64, String)>,

@@ -2,7 +2,7 @@
 //! keeps the backlog gauges and deletes old sent rows, started together and stopped together.
 //!
 //! A service stops its outbox last: whatever its other parts (requests, consumers, schedulers)
-//! write while they stop is published by the relay's final round.
+//! write while they stop is published by the relay's final turn.
 
 use std::sync::Arc;
 
@@ -16,8 +16,8 @@ use crate::db::Database;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
-/// Connections of the relay's own pool: one for its round, one for the monitor's reads while a
-/// round holds the first (under load its rounds waited seconds for the service's shared pool).
+/// Connections of the relay's own pool: one for its turn, one for the monitor's reads while a
+/// turn holds the first (under load its turns waited seconds for the service's shared pool).
 const RELAY_CONNECTIONS: u32 = 2;
 
 /// The running relay and monitor of one service's outbox.
@@ -30,7 +30,7 @@ pub struct RunningOutbox {
 
 impl RunningOutbox {
     /// Register the outbox metrics (labelled with `service`), open the relay's own pool, create
-    /// its idempotent producer and start the relay (its first round publishes what a previous
+    /// its idempotent producer and start the relay (its first turn publishes what a previous
     /// run left unsent) and the monitor.
     pub async fn start(
         db: &Database,
@@ -72,7 +72,7 @@ impl RunningOutbox {
         self.wake.clone()
     }
 
-    /// Stop: the relay runs one last bounded round for what was written before, then returns.
+    /// Stop: the relay runs one last bounded turn for what was written before, then returns.
     /// Call it after every part of the service that writes outbox rows has stopped.
     pub async fn stop(self) {
         self.stop.trigger();
