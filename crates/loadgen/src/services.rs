@@ -53,9 +53,19 @@ impl Running {
 
 /// A free port on 127.0.0.1 (for services that must know each other's port before binding).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(free_ports(1)?[0])
+}
+
+/// `n` different free ports: each listener is held until all are picked, since a port picked
+/// and released at once can be the next pick too.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?)
 }
 
 /// A consumer group of its own, positioned at the end of `topics`, so an in-process service

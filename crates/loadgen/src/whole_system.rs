@@ -58,8 +58,11 @@ impl WholeSystem {
         keys: &(String, String),
     ) -> anyhow::Result<Self> {
         let mut running = Vec::new();
-        for service in SERVICES {
-            match Self::spawn(bin_dir, service, backend, keys).await {
+        for (service, port) in SERVICES
+            .into_iter()
+            .zip(services::free_ports(SERVICES.len())?)
+        {
+            match Self::spawn(bin_dir, service, port, backend, keys).await {
                 Ok(c) => running.push(c),
                 Err(e) => {
                     Self { running }.stop().await;
@@ -104,11 +107,11 @@ impl WholeSystem {
     async fn spawn(
         bin_dir: &Path,
         service: Service,
+        port: u16,
         backend: Backend,
         keys: &(String, String),
     ) -> anyhow::Result<Running> {
         let bin: PathBuf = bin_dir.join(service.name());
-        let port = services::free_port()?;
         let mut command = Command::new(&bin);
         command
             .env("KAFKA_BOOTSTRAP_SERVERS", testing::bootstrap_servers())

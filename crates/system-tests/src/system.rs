@@ -98,6 +98,18 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
+/// `n` different free ports. Each listener is held until all are picked: a port picked and
+/// released at once can be the next pick too (CI saw task-api and ws-gateway of one system
+/// given the same port, and the gateway exit on "Address already in use").
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -130,11 +142,12 @@ impl System {
         std::fs::write(dir.join("jwt-private.pem"), &private).unwrap();
         std::fs::write(dir.join("jwt-public.pem"), &public).unwrap();
         let signer = service_kit::auth::TokenSigner::from_pem(&private, 3600).unwrap();
-        let ports: HashMap<Instance, u16> = Svc::ALL
+        let all: Vec<Instance> = Svc::ALL
             .iter()
             .flat_map(|s| (0..instances).map(move |n| (*s, n)))
-            .map(|i| (i, free_port()))
             .collect();
+        let ports: HashMap<Instance, u16> =
+            all.iter().copied().zip(free_ports(all.len())).collect();
         let front = if instances > 1 {
             let api = (0..instances)
                 .map(|n| std::net::SocketAddr::from(([127, 0, 0, 1], ports[&(Svc::TaskApi, n)])))
