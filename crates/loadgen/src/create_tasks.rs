@@ -86,14 +86,12 @@ impl Subject<'_> {
         }
     }
 
-    fn is_baseline(&self) -> bool {
-        matches!(
-            self,
-            Subject::Binaries {
-                baseline: Some(_),
-                ..
-            }
-        )
+    /// The baseline's name, when this is one.
+    fn baseline(&self) -> Option<&str> {
+        match self {
+            Subject::Binaries { baseline, .. } => *baseline,
+            Subject::InProcess => None,
+        }
     }
 }
 
@@ -102,28 +100,26 @@ const CATCH_UP_BOUND: Duration = Duration::from_secs(180);
 
 impl CreateTasks {
     pub async fn run(&self) -> anyhow::Result<Vec<Figure>> {
-        let mut subjects = Vec::new();
-        if let Some(b) = &self.baseline {
-            let dir = self
-                .whole_system
-                .as_ref()
-                .context("--baseline compares whole systems: give --whole-system too")?;
-            subjects.push(Subject::Binaries {
-                dir: &b.bin_dir,
-                baseline: Some(&b.name),
-            });
-            subjects.push(Subject::Binaries {
-                dir,
-                baseline: None,
-            });
-        } else if let Some(dir) = &self.whole_system {
-            subjects.push(Subject::Binaries {
-                dir,
-                baseline: None,
-            });
-        } else {
-            subjects.push(Subject::InProcess);
-        }
+        let subjects = match (&self.whole_system, &self.baseline) {
+            (Some(dir), baseline) => {
+                let mut subjects: Vec<Subject<'_>> = baseline
+                    .iter()
+                    .map(|b| Subject::Binaries {
+                        dir: &b.bin_dir,
+                        baseline: Some(&b.name),
+                    })
+                    .collect();
+                subjects.push(Subject::Binaries {
+                    dir,
+                    baseline: None,
+                });
+                subjects
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("--baseline compares whole systems: give --whole-system too")
+            }
+            (None, None) => vec![Subject::InProcess],
+        };
         let marks = TopicMarks::take().await?;
         let mut measured = Vec::new();
         let mut outcome = Ok(());
@@ -147,17 +143,12 @@ impl CreateTasks {
             .iter()
             .flat_map(|(backend, subject, m)| self.figures(*backend, *subject, m, &floor))
             .collect();
-        for (backend, subject, m) in &measured {
-            if subject.is_baseline() {
-                continue;
-            }
+        for (backend, subject, m) in measured.iter().filter(|(_, s, _)| s.baseline().is_none()) {
             let baseline = measured
                 .iter()
-                .find(|(b, s, _)| b == backend && s.is_baseline());
-            if let (Some((_, before, b)), Some(name)) =
-                (baseline, self.baseline.as_ref().map(|b| &b.name))
-            {
-                figures.extend(self.compared(*backend, *subject, m, *before, b, name));
+                .find(|(b, s, _)| b == backend && s.baseline().is_some());
+            if let Some((_, before, b)) = baseline {
+                figures.extend(self.compared(*backend, *subject, m, *before, b));
             }
         }
         Ok(figures)
@@ -181,17 +172,15 @@ impl CreateTasks {
                 let system = WholeSystem::start(dir, backend, &keys).await?;
                 // The database ceiling runs on task-api's own database, on a pool like its own:
                 // only this commit's schema is known here.
-                let db = match baseline {
-                    Some(_) => Ok(None),
-                    None => system.task_api_database().await.map(Some),
-                };
-                let measured = match db {
-                    Ok(db) => {
-                        self.measure(&system.task_api(), db.as_ref(), Some(&system))
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
+                let measured = async {
+                    let db = match baseline {
+                        Some(_) => None,
+                        None => Some(system.task_api_database().await?),
+                    };
+                    self.measure(&system.task_api()?, db.as_ref(), Some(&system))
+                        .await
+                }
+                .await;
                 system.stop().await;
                 measured?
             }
@@ -406,7 +395,7 @@ impl CreateTasks {
         figures
     }
 
-    /// This commit's figures beside the baseline's of the same run (`before`, named `name`).
+    /// This commit's figures beside the baseline's (`before`) of the same run.
     fn compared(
         &self,
         backend: Backend,
@@ -414,9 +403,9 @@ impl CreateTasks {
         after: &Measured,
         before: Subject<'_>,
         b: &Measured,
-        name: &str,
     ) -> Vec<Figure> {
         let db = &format!("{}{}", backend_name(backend), subject.scope());
+        let name = before.baseline().unwrap_or("the baseline");
         let reference = format!("the same benchmark on {name}, same run");
         let notes = |what: &str| {
             format!(

@@ -78,25 +78,29 @@ impl WholeSystem {
         Ok(system)
     }
 
-    /// task-api's base URL.
-    pub fn task_api(&self) -> String {
-        let port = self
-            .running
+    fn running_task_api(&self) -> anyhow::Result<&Running> {
+        self.running
             .iter()
             .find(|c| c.service == Service::TaskApi)
-            .map_or(0, |c| c.port);
-        format!("http://127.0.0.1:{port}")
+            .context("task-api is not running")
+    }
+
+    /// task-api's base URL.
+    pub fn task_api(&self) -> anyhow::Result<String> {
+        Ok(format!(
+            "http://127.0.0.1:{}",
+            self.running_task_api()?.port
+        ))
     }
 
     /// task-api's database, opened like task-api opens it (this commit's migrations, already
     /// run by task-api, and its pool).
     pub async fn task_api_database(&self) -> anyhow::Result<service_kit::db::Database> {
         let url = self
-            .running
-            .iter()
-            .find(|c| c.service == Service::TaskApi)
-            .and_then(|c| c.database.clone())
-            .context("task-api is not running")?;
+            .running_task_api()?
+            .database
+            .clone()
+            .context("task-api has no database")?;
         tokio::task::spawn_blocking(move || {
             service_kit::db::Database::connect(&url, task_api::startup::MIGRATIONS)
         })

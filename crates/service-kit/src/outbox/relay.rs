@@ -39,10 +39,9 @@
 //!   `outbox_dead_rows` counts it and the `OutboxRowSetAside` alert fires. Nothing is deleted:
 //!   an operator fixes the cause and clears `dead_at` to have it published.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashSet;
 
 use events::{AnyEvent, EventCodec, Service, Topic};
 use futures::StreamExt;
@@ -429,7 +428,7 @@ impl OutboxRelay {
             if failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES {
                 let skip: Vec<i64> = taken.iter().copied().collect();
                 match self
-                    .exec(turn, move |c| store::pending_except(c, limit, &skip))
+                    .exec(turn, move |c| store::pending(c, limit, &skip))
                     .await
                 {
                     Ok(rows) if !rows.is_empty() => {
@@ -446,7 +445,7 @@ impl OutboxRelay {
             tokio::select! {
                 biased;
                 settled = in_flight.next() => {
-                    let Some((seqs, outcome)) = settled else {
+                    let Some(outcome) = settled else {
                         // Nothing in flight, and the last read found nothing (or failed).
                         return failed.map_or(Ok(round), Err);
                     };
@@ -457,8 +456,8 @@ impl OutboxRelay {
                             c.transaction(|c| marks.apply(c))
                         })
                         .await;
-                    for seq in seqs {
-                        taken.remove(&seq);
+                    for seq in &outcome.seqs {
+                        taken.remove(seq);
                     }
                     if let Err(e) = marked {
                         failed.get_or_insert(e.into());
@@ -484,7 +483,7 @@ impl OutboxRelay {
         let service = self.metrics.service();
         match outcome.failure {
             None => Ok(Round {
-                read: outcome.read,
+                read: outcome.seqs.len(),
                 published: outcome.sent.len(),
                 set_aside: outcome.set_aside.len(),
                 locked_out: false,
@@ -496,7 +495,7 @@ impl OutboxRelay {
                     .inc_by(failed as u64);
                 Err(RelayError::Publish {
                     failed,
-                    total: outcome.read,
+                    total: outcome.seqs.len(),
                     first_error,
                 })
             }
@@ -505,15 +504,13 @@ impl OutboxRelay {
 
     /// Encode every row of a batch and hand them to the producer in order (at once, before
     /// anything is awaited: the order the rows enter the producer is their order on the
-    /// topics); the future then awaits the acknowledgements. Returns the batch's seqs beside
-    /// its outcome.
-    async fn publish(&self, rows: Vec<OutboxRow>) -> (Vec<i64>, Outcome) {
+    /// topics); the future then awaits the acknowledgements.
+    async fn publish(&self, rows: Vec<OutboxRow>) -> Outcome {
         let service = self.metrics.service();
         let mut outcome = Outcome {
-            read: rows.len(),
+            seqs: rows.iter().map(|r| r.seq).collect(),
             ..Outcome::default()
         };
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         let mut in_flight = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let payload = match self.encode(row).await {
@@ -600,7 +597,7 @@ impl OutboxRelay {
         }
         // The publish spans end once every acknowledgement is in.
         drop(open_spans);
-        (seqs, outcome)
+        outcome
     }
 
     /// The Avro wire-format value of a row's event.
@@ -624,8 +621,8 @@ impl OutboxRelay {
 /// What publishing a batch came to.
 #[derive(Debug, Default)]
 struct Outcome {
-    /// Rows of the batch.
-    read: usize,
+    /// Every row of the batch.
+    seqs: Vec<i64>,
     /// Acknowledged.
     sent: Vec<i64>,
     /// Never publishable, with the reason.

@@ -162,26 +162,13 @@ fn write_spans(rows: &[NewOutboxRow]) -> (Vec<tracing::Span>, Option<Vec<NewOutb
     (spans, Some(rows))
 }
 
-/// The oldest rows still to publish, in the order they must be published.
-pub fn pending(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
-    Ok(event_outbox::table
-        .filter(event_outbox::sent_at.is_null())
-        .filter(event_outbox::dead_at.is_null())
-        .order(event_outbox::seq.asc())
-        .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
-}
-
-/// [`pending`] without the rows of `skip` (those a relay's turn has in flight already).
-pub fn pending_except(
+/// The oldest rows still to publish, in the order they must be published, leaving out those of
+/// `skip` (the rows a relay's turn has in flight already).
+pub fn pending(
     conn: &mut DbConnection,
     limit: i64,
     skip: &[i64],
 ) -> Result<Vec<OutboxRow>, DbError> {
-    if skip.is_empty() {
-        return pending(conn, limit);
-    }
     Ok(event_outbox::table
         .filter(event_outbox::sent_at.is_null())
         .filter(event_outbox::dead_at.is_null())
