@@ -98,16 +98,40 @@ fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// `n` different free ports. Each listener is held until all are picked: a port picked and
-/// released at once can be the next pick too (CI saw task-api and ws-gateway of one system
-/// given the same port, and the gateway exit on "Address already in use").
+/// `n` different free ports for the services' listeners, below the kernel's ephemeral range.
+///
+/// Below it, because a killed instance restarts on its own port: a port from the ephemeral
+/// range (what binding port 0 gives) can meanwhile become the local end of any outgoing
+/// connection (a proxy's, a Kafka client's), and the restarted instance then exits on "Address
+/// already in use" (CI's chaos scenario 9 did). The kernel never picks a port below the range
+/// for an outgoing connection. Each listener is held until all are picked, so one pick cannot
+/// be given twice (CI saw task-api and ws-gateway of one system given the same port).
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
+    // Above the fixed ports of the infrastructure (Kafka, the registry, PostgreSQL, SMTP).
+    const LOWEST: u16 = 20_000;
+    let below = ephemeral_range_start().max(LOWEST + 1_000);
+    let mut held: Vec<std::net::TcpListener> = Vec::with_capacity(n);
+    for _ in 0..100 * n {
+        if held.len() == n {
+            break;
+        }
+        let port = LOWEST + (uuid::Uuid::new_v4().as_u128() % u128::from(below - LOWEST)) as u16;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), n, "no {n} free ports in {LOWEST}..{below}");
     held.iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
+}
+
+/// The first port the kernel gives outgoing connections (Linux's usual 32768 if unreadable).
+fn ephemeral_range_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 fn free_port() -> u16 {
