@@ -157,18 +157,17 @@ pub struct AuditEntry {
     pub payload: String,
 }
 
-/// Rows per INSERT statement: well under SQLite's 32 766 bound variables (15 a row).
+/// Rows per INSERT statement on SQLite: well under its 32 766 bound variables (15 a row).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Append entries, skipping those already stored; returns how many were new.
 pub fn append(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> Result<usize, DbError> {
-    let mut inserted = 0;
-    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-        inserted += match conn {
-            // Diesel cannot batch an upsert on SQLite; row by row inside the caller's
-            // transaction costs little there (no round trips, one commit).
-            DbConnection::Sqlite(c) => {
-                let mut n = 0;
+    match conn {
+        // Diesel cannot batch an upsert on SQLite; row by row inside the caller's transaction
+        // costs little there (no round trips, one commit).
+        DbConnection::Sqlite(c) => {
+            let mut n = 0;
+            for chunk in entries.chunks(ROWS_PER_STATEMENT) {
                 for row in chunk {
                     n += diesel::insert_into(audit_events::table)
                         .values(row)
@@ -176,16 +175,53 @@ pub fn append(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> Result<usiz
                         .do_nothing()
                         .execute(c)?;
                 }
-                n
             }
-            DbConnection::Postgresql(c) => diesel::insert_into(audit_events::table)
-                .values(chunk)
-                .on_conflict(audit_events::event_id)
-                .do_nothing()
-                .execute(c)?,
-        };
+            Ok(n)
+        }
+        DbConnection::Postgresql(c) => Ok(append_unnested(c, entries)?),
     }
-    Ok(inserted)
+}
+
+/// The batch as one column array per parameter, unnested into rows by the server.
+///
+/// One statement of 14 parameters whatever the batch size: PostgreSQL parses and plans a few
+/// hundred bytes instead of a `VALUES` list of 14 parameters a row (7,000 for 500 events),
+/// which is what kept ingest at about 0.7 of the server's own `INSERT … SELECT` ceiling.
+fn append_unnested(
+    conn: &mut diesel::PgConnection,
+    entries: &[NewAuditEntry],
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+    fn column<'a, T: 'a>(
+        entries: &'a [NewAuditEntry],
+        f: impl Fn(&'a NewAuditEntry) -> T,
+    ) -> Vec<T> {
+        entries.iter().map(f).collect()
+    }
+    diesel::sql_query(
+        "INSERT INTO audit_events (event_id, topic, kafka_partition, kafka_offset, message_key, \
+         event_type, user_id, task_id, event_time, recorded_at, schema_id, producer, trace_id, \
+         payload) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], \
+         $13::text[], $14::text[]) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind::<Array<Text>, _>(column(entries, |e| e.event_id.as_str()))
+    .bind::<Array<Text>, _>(column(entries, |e| e.topic.as_str()))
+    .bind::<Array<Integer>, _>(column(entries, |e| e.kafka_partition))
+    .bind::<Array<BigInt>, _>(column(entries, |e| e.kafka_offset))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.message_key.as_deref()))
+    .bind::<Array<Text>, _>(column(entries, |e| e.event_type.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.user_id.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.task_id.as_deref()))
+    .bind::<Array<BigInt>, _>(column(entries, |e| e.event_time))
+    .bind::<Array<BigInt>, _>(column(entries, |e| e.recorded_at))
+    .bind::<Array<Nullable<BigInt>>, _>(column(entries, |e| e.schema_id))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.producer.as_deref()))
+    .bind::<Array<Nullable<Text>>, _>(column(entries, |e| e.trace_id.as_deref()))
+    .bind::<Array<Text>, _>(column(entries, |e| e.payload.as_str()))
+    .execute(conn)
 }
 
 /// A page of `GET /api/audit/events`, newest first. `user` restricts to one user's events

@@ -8,6 +8,7 @@
 //! Diesel is synchronous: [`Database::run`] moves the work onto tokio's blocking pool so the
 //! async executor never waits on the database.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -189,6 +190,22 @@ pub struct Database {
     pool: DbPool,
     backend: Backend,
     url: DatabaseUrl,
+    /// SQLite only: held by this process's write transactions, shared with the dedicated pools
+    /// made from this one (see [`Database::write`]).
+    writes: Option<Arc<Mutex<()>>>,
+}
+
+/// Waits for this process's turn to write a SQLite database (nothing on PostgreSQL).
+///
+/// SQLite has one writer at a time. Without this, two of our own connections that both want to
+/// write meet inside SQLite: the loser either sleeps in the busy handler (1 ms growing to
+/// 100 ms between tries, whoever else is waiting) or, a deferred transaction that read first,
+/// is refused outright and retried. Queued on a mutex, each writer starts the moment the
+/// previous one commits. Other processes on the same file still meet the busy timeout.
+fn write_turn(writes: &Option<Arc<Mutex<()>>>) -> Option<MutexGuard<'_, ()>> {
+    writes
+        .as_ref()
+        .map(|m| m.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
 }
 
 fn build_pool(url: &DatabaseUrl, max_size: Option<u32>) -> Result<(DbPool, Backend), DbError> {
@@ -229,6 +246,7 @@ impl Database {
             pool,
             backend,
             url: url.clone(),
+            writes: (backend == Backend::Sqlite).then(Arc::default),
         };
         let mut conn = db.pool.get()?;
         let (kit, own) = match backend {
@@ -273,6 +291,7 @@ impl Database {
             pool,
             backend,
             url: self.url.clone(),
+            writes: self.writes.clone(),
         })
     }
 
@@ -304,8 +323,26 @@ impl Database {
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// Run `f` in a transaction, retrying a bounded number of times when SQLite reports the
-    /// database busy (a deferred transaction that must upgrade to a write lock).
+    /// [`Database::run`] for work that writes: on SQLite it waits for this process's other
+    /// writers first (see [`write_turn`]).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let (pool, writes) = (self.pool.clone(), self.writes.clone());
+        tokio::task::spawn_blocking(move || {
+            let _turn = write_turn(&writes);
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Run `f` in a transaction, after this process's other SQLite writers (see
+    /// [`write_turn`]), retrying a bounded number of times when SQLite still reports the
+    /// database busy (another process writing).
     ///
     /// `f` ends with the caller's own error (a domain refusal beside storage failures, say), so
     /// a change function returns one `Result`; any error rolls the transaction back.
@@ -315,8 +352,9 @@ impl Database {
         E: TransactionError + Send + 'static,
         F: Fn(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, writes) = (self.pool.clone(), self.writes.clone());
         tokio::task::spawn_blocking(move || {
+            let _turn = write_turn(&writes);
             let mut conn = pool.get().map_err(DbError::from)?;
             let mut attempt = 0;
             loop {

@@ -389,8 +389,9 @@ impl OutboxRelay {
         }
     }
 
-    /// Run a statement of the turn: on the locked connection (PostgreSQL) or the pool (SQLite).
-    async fn exec<T, F>(&self, turn: &mut Turn, f: F) -> Result<T, DbError>
+    /// Run a statement of the turn: on the locked connection (PostgreSQL) or the pool (SQLite,
+    /// where one that writes waits for the process's other writers: [`Database::write`]).
+    async fn exec<T, F>(&self, turn: &mut Turn, access: Access, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
@@ -409,7 +410,10 @@ impl OutboxRelay {
                 *slot = Some(conn);
                 outcome
             }
-            Turn::Sqlite { .. } => self.db.run(f).await,
+            Turn::Sqlite { .. } => match access {
+                Access::Read => self.db.run(f).await,
+                Access::Write => self.db.write(f).await,
+            },
         }
     }
 
@@ -428,7 +432,7 @@ impl OutboxRelay {
             if failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES {
                 let skip: Vec<i64> = taken.iter().copied().collect();
                 match self
-                    .exec(turn, move |c| store::pending(c, limit, &skip))
+                    .exec(turn, Access::Read, move |c| store::pending(c, limit, &skip))
                     .await
                 {
                     Ok(rows) if !rows.is_empty() => {
@@ -451,7 +455,7 @@ impl OutboxRelay {
                     };
                     let marks = outcome.marks();
                     let marked = self
-                        .exec(turn, move |c| {
+                        .exec(turn, Access::Write, move |c| {
                             use diesel::Connection;
                             c.transaction(|c| marks.apply(c))
                         })
@@ -638,6 +642,13 @@ impl Outcome {
             set_aside: self.set_aside.clone(),
         }
     }
+}
+
+/// Whether a statement of a turn reads or writes.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Read,
+    Write,
 }
 
 /// The statements that record a batch's outcome.

@@ -250,7 +250,7 @@ async fn writer(
     while let Some(batch) = next_batch(&queue).await {
         let batch = Arc::new(batch);
         let answers = db
-            .run({
+            .write({
                 let batch = batch.clone();
                 move |conn| Ok(commit(conn, &batch))
             })
