@@ -56,6 +56,8 @@ struct Measured {
     /// know: the same run's figure for this commit stands for both).
     inserts: Option<Run>,
     to_kafka: Latencies,
+    /// Where that time went (see [`Split`]).
+    split: Split,
     /// Cores of the machine busy on average while the tasks were created.
     busy_cores: f64,
     /// With the whole system: how long after the load its consumers had committed everything.
@@ -203,6 +205,7 @@ impl CreateTasks {
             measured.to_kafka.len(),
             measured.creates.ops
         );
+        println!("  of which {}", measured.split.describe());
         println!(
             "busy cores during the creates: {:.2} of {}",
             measured.busy_cores,
@@ -277,7 +280,7 @@ impl CreateTasks {
         };
         let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
         let seen = reader.finish(acked.len()).await?;
-        let to_kafka = to_kafka_latencies(&seen, &acked).await?;
+        let (to_kafka, split) = to_kafka_latencies(&seen, &acked).await?;
 
         let inserts = match db {
             Some(db) => Some(insert_and_commit_loop(db, &user, self.concurrency, duration).await?),
@@ -288,6 +291,7 @@ impl CreateTasks {
             creates,
             inserts,
             to_kafka,
+            split,
             busy_cores,
             caught_up,
         })
@@ -361,9 +365,10 @@ impl CreateTasks {
                 &format!("{} p99", EndToEnd::REFERENCE),
                 floor.p99_ms,
                 format!(
-                    "{} of {} events read back during the load; a floor: lower is better",
+                    "{} of {} events read back during the load; {}; a floor: lower is better",
                     m.to_kafka.len(),
-                    m.creates.ops
+                    m.creates.ops,
+                    m.split.describe()
                 ),
             ),
         ];
@@ -558,21 +563,55 @@ impl KafkaReader {
     }
 }
 
-/// For each event read back, the time from its task's 201 to the event being readable.
+/// Where the time from a change to its event being readable goes, by wall-clock milliseconds
+/// of the event itself: the change's time in task-api (`eventTimestamp`), the Kafka timestamp
+/// the relay's producer gave the message when it was handed over, and when it was read.
+struct Split {
+    /// Change → handed to the producer: the batch's commit, the relay noticing, reading it.
+    in_outbox: Latencies,
+    /// Handed to the producer → readable: linger, the brokers' replication, the fetch.
+    in_kafka: Latencies,
+}
+
+impl Split {
+    fn describe(&self) -> String {
+        format!(
+            "change → handed to the producer p50 {:.0} / p99 {:.0} ms, handed → readable p50 {:.0} / p99 {:.0} ms",
+            self.in_outbox.quantile(0.5),
+            self.in_outbox.quantile(0.99),
+            self.in_kafka.quantile(0.5),
+            self.in_kafka.quantile(0.99)
+        )
+    }
+}
+
+/// For each event read back, the time from its task's 201 to the event being readable, and
+/// where the time went.
 async fn to_kafka_latencies(
     seen: &[(Instant, OwnedMessage)],
     acked: &HashMap<String, Instant>,
-) -> anyhow::Result<Latencies> {
+) -> anyhow::Result<(Latencies, Split)> {
     let codec = Arc::new(EventCodec::connect(
         &service_kit::testing::registry_access(),
     )?);
-    let mut ms = Vec::with_capacity(seen.len());
+    // The wall clock of an Instant, from one moment read on both clocks.
+    let (now, now_ms) = (Instant::now(), events::now_millis());
+    let wall_ms = |at: Instant| now_ms - now.saturating_duration_since(at).as_millis() as i64;
+    let (mut ms, mut in_outbox, mut in_kafka) = (Vec::new(), Vec::new(), Vec::new());
     for (at, m) in seen {
         if let Ok(e) = codec.decode(m.topic(), m.payload()).await
             && let Some(t201) = e.task_id().and_then(|id| acked.get(id))
         {
             ms.push(at.saturating_duration_since(*t201).as_secs_f64() * 1000.0);
+            if let Some(handed) = m.timestamp().to_millis() {
+                in_outbox.push((handed - e.event_timestamp()).max(0));
+                in_kafka.push((wall_ms(*at) - handed).max(0));
+            }
         }
     }
-    Ok(Latencies::new(ms))
+    let split = Split {
+        in_outbox: Latencies::from_millis(in_outbox),
+        in_kafka: Latencies::from_millis(in_kafka),
+    };
+    Ok((Latencies::new(ms), split))
 }

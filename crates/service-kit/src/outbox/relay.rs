@@ -48,7 +48,7 @@ use futures::StreamExt;
 use futures::future::join_all;
 use futures::stream::FuturesOrdered;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::Notify;
 
 use super::metrics::OutboxMetrics;
@@ -428,8 +428,11 @@ impl OutboxRelay {
         // Rows read by this turn and not settled yet: the next read skips them.
         let mut taken: HashSet<i64> = HashSet::new();
         let mut failed: Option<RelayError> = None;
+        // A batch stopped short of handing over all its rows: nothing after them may enter the
+        // producer before they do (its settling then fails the turn).
+        let mut halted = false;
         loop {
-            if failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES {
+            if failed.is_none() && !halted && in_flight.len() < IN_FLIGHT_BATCHES {
                 let skip: Vec<i64> = taken.iter().copied().collect();
                 match self
                     .exec(turn, Access::Read, move |c| store::pending(c, limit, &skip))
@@ -438,14 +441,20 @@ impl OutboxRelay {
                     Ok(rows) if !rows.is_empty() => {
                         round.read += rows.len();
                         taken.extend(rows.iter().map(|r| r.seq));
-                        in_flight.push_back(self.publish(rows));
+                        // Handed over here, before the next read: batches enter the producer
+                        // in the order they were read even when encoding one waits (on the
+                        // registry), which a hand-over inside the in-flight future did not
+                        // ensure (CI saw one user's task.created leave out of order).
+                        let handed = self.hand_over(rows).await;
+                        halted = handed.outcome.failure.is_some();
+                        in_flight.push_back(self.acknowledged(handed));
                         continue;
                     }
                     Ok(_) => {}
                     Err(e) => failed = Some(e.into()),
                 }
             }
-            let room = failed.is_none() && in_flight.len() < IN_FLIGHT_BATCHES;
+            let room = failed.is_none() && !halted && in_flight.len() < IN_FLIGHT_BATCHES;
             tokio::select! {
                 biased;
                 settled = in_flight.next() => {
@@ -506,18 +515,17 @@ impl OutboxRelay {
         }
     }
 
-    /// Encode every row of a batch and hand them to the producer in order (at once, before
-    /// anything is awaited: the order the rows enter the producer is their order on the
-    /// topics); the future then awaits the acknowledgements.
-    async fn publish(&self, rows: Vec<OutboxRow>) -> Outcome {
+    /// Encode every row of a batch and hand them to the producer in order, stopping at the
+    /// first that cannot be handed over (it and the rows after it are retried in a later turn).
+    async fn hand_over(&self, rows: Vec<OutboxRow>) -> Handed {
         let service = self.metrics.service();
         let mut outcome = Outcome {
             seqs: rows.iter().map(|r| r.seq).collect(),
             ..Outcome::default()
         };
         let mut in_flight = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            let payload = match self.encode(row).await {
+        for (i, row) in rows.into_iter().enumerate() {
+            let payload = match self.encode(&row).await {
                 Ok(p) => p,
                 Err(RowError::Poison(reason)) => {
                     tracing::error!(seq = row.seq, topic = %row.topic, event_id = %row.event_id, %reason, "outbox row can never be published; set aside");
@@ -530,7 +538,8 @@ impl OutboxRelay {
                 }
                 Err(RowError::Retry(reason)) => {
                     // Later rows may share a key with this one: stop here to keep their order.
-                    outcome.failure = Some((rows.len() - i, format!("schema registry: {reason}")));
+                    outcome.failure =
+                        Some((outcome.seqs.len() - i, format!("schema registry: {reason}")));
                     break;
                 }
             };
@@ -540,7 +549,7 @@ impl OutboxRelay {
             });
             // The publish, a step of the row's trace, open until the brokers answered; the
             // message carries its context, so each consumer's handling is its child.
-            let (span, traceparent) = publish_span(row);
+            let (span, traceparent) = publish_span(&row);
             if let Some(tp) = &traceparent {
                 headers = headers.insert(Header {
                     key: events::headers::TRACEPARENT,
@@ -553,13 +562,24 @@ impl OutboxRelay {
                 .headers(headers);
             // `send_result` enqueues synchronously, so rows enter the producer in seq order.
             match self.producer.send_result(record) {
-                Ok(delivery) => in_flight.push((row, span.clone(), delivery)),
+                Ok(delivery) => in_flight.push((row, span, delivery)),
                 Err((e, _)) => {
-                    outcome.failure = Some((rows.len() - i, format!("cannot enqueue: {e}")));
+                    outcome.failure =
+                        Some((outcome.seqs.len() - i, format!("cannot enqueue: {e}")));
                     break;
                 }
             }
         }
+        Handed { outcome, in_flight }
+    }
+
+    /// Await the acknowledgements of a batch handed over: what was sent, and what failed.
+    async fn acknowledged(&self, handed: Handed) -> Outcome {
+        let service = self.metrics.service();
+        let Handed {
+            mut outcome,
+            in_flight,
+        } = handed;
         let mut rows_in_flight = Vec::with_capacity(in_flight.len());
         let mut deliveries = Vec::with_capacity(in_flight.len());
         let mut open_spans = Vec::with_capacity(in_flight.len());
@@ -620,6 +640,13 @@ impl OutboxRelay {
             }
         })
     }
+}
+
+/// A batch handed to the producer: what is known of its outcome so far, and the rows awaiting
+/// their acknowledgement.
+struct Handed {
+    outcome: Outcome,
+    in_flight: Vec<(OutboxRow, tracing::Span, DeliveryFuture)>,
 }
 
 /// What publishing a batch came to.
