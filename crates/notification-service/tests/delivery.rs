@@ -415,7 +415,9 @@ async fn smtp_down_for_a_while_is_retried_and_delivers_once_when_it_returns() {
     sink.restart().await;
     let rows = app.wait_finished(&t.task_id, 1, BOUND).await;
     assert_eq!(rows[0].status, "delivered");
-    assert!(rows[0].attempts >= 3, "attempts {}", rows[0].attempts);
+    // `attempts` counts attempts started: the second may have been under way when the sink
+    // came back (CI saw it deliver), but it only started because the first had failed.
+    assert!(rows[0].attempts >= 2, "attempts {}", rows[0].attempts);
     let nid = notification_id(&reminder_id(&t, remind_at, Email), Email);
     let sent = bus.wait_sent(&[nid], 1, BOUND).await;
     assert_eq!(sent[0].status, DeliveryStatus::Delivered);
