@@ -88,13 +88,14 @@ async fn sigkill_mid_stream_then_restart_stores_every_event_exactly_once() {
     second.child.wait().unwrap();
 }
 
-fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
+/// The group's committed offset of each partition of `topics` (`None` where it has none).
+fn committed_offsets(group: &str, topics: &[Topic]) -> Vec<(Topic, Vec<Option<i64>>)> {
     let consumer: BaseConsumer = service_kit::testing::kafka_config()
         .set("group.id", group)
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for (topic, _) in start {
+    for topic in topics {
         for p in 0..topic.spec().partitions {
             tpl.add_partition(topic.name(), p);
         }
@@ -102,27 +103,66 @@ fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .unwrap();
-    let mut total = 0;
-    for (topic, offsets) in start {
-        for (p, from) in offsets.iter().enumerate() {
-            let at = committed
-                .find_partition(topic.name(), p as i32)
-                .and_then(|e| e.offset().to_raw())
-                .unwrap_or(*from);
-            total += at - from;
-        }
-    }
-    total
+    topics
+        .iter()
+        .map(|topic| {
+            let offsets = (0..topic.spec().partitions)
+                .map(|p| {
+                    committed
+                        .find_partition(topic.name(), p)
+                        .and_then(|e| e.offset().to_raw())
+                })
+                .collect();
+            (*topic, offsets)
+        })
+        .collect()
+}
+
+/// Where the group starts reading: its committed offsets, else the topics' end.
+fn start_positions(group: &str, topics: &[Topic]) -> Vec<(Topic, Vec<i64>)> {
+    committed_offsets(group, topics)
+        .into_iter()
+        .map(|(topic, committed)| {
+            let end = testing::end_offsets(topic.name(), topic.spec().partitions);
+            let from = committed
+                .into_iter()
+                .zip(end)
+                .map(|(c, e)| c.unwrap_or(e))
+                .collect();
+            (topic, from)
+        })
+        .collect()
+}
+
+/// Messages the group committed past `start`, over every partition.
+fn committed_total(group: &str, start: &[(Topic, Vec<i64>)]) -> i64 {
+    let topics: Vec<Topic> = start.iter().map(|(t, _)| *t).collect();
+    committed_offsets(group, &topics)
+        .into_iter()
+        .zip(start)
+        .map(|((_, committed), (_, from))| {
+            committed
+                .into_iter()
+                .zip(from)
+                .map(|(c, f)| c.unwrap_or(*f) - f)
+                .sum::<i64>()
+        })
+        .sum()
 }
 
 #[tokio::test]
 async fn sigterm_commits_in_flight_work_and_exits_cleanly_within_bounds() {
     let env = ProcessEnv::new(Backend::Sqlite).await;
     let topics = Service::AuditService.consumes();
-    let start: Vec<(Topic, Vec<i64>)> = topics
-        .iter()
-        .map(|t| (*t, testing::end_offsets(t.name(), t.spec().partitions)))
-        .collect();
+    // From where the group was positioned, not the topics' end now: other tests of this file
+    // publish to the same topics meanwhile, and the service reads (and stores) theirs too
+    // from that position on (CI saw the end offsets run ahead of the group's position).
+    let start = tokio::task::spawn_blocking({
+        let group = env.group.clone();
+        move || start_positions(&group, topics)
+    })
+    .await
+    .unwrap();
     let mut service = env.start().await;
     let publishing = tokio::spawn(publish_stream(2000));
     wait_stored(&env, 200, Duration::from_secs(60)).await;
