@@ -157,9 +157,6 @@ pub struct AuditEntry {
     pub payload: String,
 }
 
-/// Rows per INSERT statement on SQLite: well under its 32 766 bound variables (15 a row).
-const ROWS_PER_STATEMENT: usize = 1000;
-
 /// Append entries, skipping those already stored; returns how many were new.
 pub fn append(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> Result<usize, DbError> {
     match conn {
@@ -167,14 +164,12 @@ pub fn append(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> Result<usiz
         // costs little there (no round trips, one commit).
         DbConnection::Sqlite(c) => {
             let mut n = 0;
-            for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-                for row in chunk {
-                    n += diesel::insert_into(audit_events::table)
-                        .values(row)
-                        .on_conflict(audit_events::event_id)
-                        .do_nothing()
-                        .execute(c)?;
-                }
+            for row in entries {
+                n += diesel::insert_into(audit_events::table)
+                    .values(row)
+                    .on_conflict(audit_events::event_id)
+                    .do_nothing()
+                    .execute(c)?;
             }
             Ok(n)
         }

@@ -317,13 +317,7 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
+        self.on_blocking_pool(None, f).await
     }
 
     /// [`Database::run`] for work that writes: on SQLite it waits for this process's other
@@ -333,7 +327,20 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let (pool, writes) = (self.pool.clone(), self.writes.clone());
+        self.on_blocking_pool(self.writes.clone(), f).await
+    }
+
+    /// Run `f` on a pool connection on tokio's blocking pool, after taking `writes` (if any).
+    async fn on_blocking_pool<T, F>(
+        &self,
+        writes: Option<Arc<Mutex<()>>>,
+        f: F,
+    ) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let _turn = write_turn(&writes);
             let mut conn = pool.get()?;
