@@ -38,6 +38,10 @@
 #      subjects (DELETE /subjects/x, then ?permanent=true), as on Confluent.
 #  - quarkus.http.host/port: 127.0.0.1:8081; the datasource pool is shrunk (2..20 connections)
 #      and the heap kept small for a 2-core machine.
+#  - quarkus.datasource.h2.jdbc.acquisition-timeout=60S (default 5 s): on a loaded machine
+#      (a chaos scenario restarting the registry under load while cargo built beside it) opening
+#      the H2 file took longer than 5 s and Quarkus gave up starting ("Acquisition timeout
+#      while waiting for new connection").
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 REGISTRY_PORT="${REGISTRY_PORT:-8081}"
@@ -122,6 +126,7 @@ registry_opts() {
         -Dapicurio.datasource.jdbc.initial-size=2
         -Dapicurio.datasource.jdbc.min-size=2
         -Dapicurio.datasource.jdbc.max-size=20
+        -Dquarkus.datasource.h2.jdbc.acquisition-timeout=60S
         -Dapicurio.sql.init=true
         -Dapicurio.ccompat.legacy-id-mode.enabled=false
         -Dapicurio.ccompat.use-canonical-hash=true

@@ -40,6 +40,15 @@ pub struct CreateTasks {
     pub whole_system: Option<PathBuf>,
     /// An earlier commit's binaries, measured the same way beside this commit's.
     pub baseline: Option<Baseline>,
+    /// One database only (a quicker look while working on one); both when `None`.
+    pub only: Option<OnlyDatabase>,
+}
+
+/// The database `--only` names.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnlyDatabase {
+    Sqlite,
+    Postgres,
 }
 
 /// The binaries of an earlier commit and how the report names them.
@@ -125,7 +134,12 @@ impl CreateTasks {
         let marks = TopicMarks::take().await?;
         let mut measured = Vec::new();
         let mut outcome = Ok(());
-        'all: for backend in [Backend::Sqlite, Backend::Postgres] {
+        let backends = match self.only {
+            None => vec![Backend::Sqlite, Backend::Postgres],
+            Some(OnlyDatabase::Sqlite) => vec![Backend::Sqlite],
+            Some(OnlyDatabase::Postgres) => vec![Backend::Postgres],
+        };
+        'all: for backend in backends {
             for subject in &subjects {
                 match self.on(backend, *subject).await {
                     Ok(m) => measured.push((backend, *subject, m)),

@@ -75,6 +75,9 @@ enum Command {
         /// How the report names the baseline (e.g. "main at bfcef9f").
         #[arg(long, default_value = "the baseline")]
         baseline_name: String,
+        /// Measure on this database only (both when not given).
+        #[arg(long, value_enum)]
+        only: Option<create_tasks::OnlyDatabase>,
     },
     /// REST 201 → WebSocket message p50/p99 vs Kafka's EndToEndLatency (measured here for the run).
     WsLatency {
@@ -150,10 +153,12 @@ async fn main() -> anyhow::Result<()> {
             whole_system,
             baseline,
             baseline_name,
+            only,
         } => {
             create_tasks::CreateTasks {
                 seconds,
                 concurrency,
+                only,
                 repo: repo.clone(),
                 whole_system,
                 baseline: baseline.map(|bin_dir| create_tasks::Baseline {
