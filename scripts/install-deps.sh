@@ -13,8 +13,9 @@
 # chromium + chromium-driver (browser tests), kcat (look at topics), haproxy (the balancer of
 # `make dev SCALE=2`), shellcheck, curl, jq,
 # python3-venv; Java 17 and Maven when missing (Kafka and the schema registry run from jars);
-# podman, buildah, runc and debootstrap: the container engine and the Debian base image of
-# `make compose-test` where no Docker runs (scripts/containers.sh, scripts/images.sh).
+# podman, buildah, runc, debootstrap and CNI's dnsname plugin: the container engine, the Debian
+# base image and name resolution between containers of `make compose-test` where no Docker runs
+# (scripts/containers.sh, scripts/images.sh).
 # Go (to build Mailpit, scripts/smtp-sink.sh) is checked, not installed: Debian's is too old.
 #
 # Python venv: $CACHE_DIR/venv (outside the repo, shared by every clone) with confluent-kafka
@@ -24,7 +25,11 @@
 # Runs apt-get through sudo when not root.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-CONTAINER_PACKAGES=(podman buildah runc debootstrap)
+# golang-github-containernetworking-plugin-dnsname: podman 4.3 here networks through CNI, and
+# without this plugin (only a Recommends, which apt_install leaves out) containers of one
+# compose network cannot resolve each other by name: compose-test's brokers failed with
+# "UnknownHostException: kafka-2" on a machine that lacked it.
+CONTAINER_PACKAGES=(podman buildah runc debootstrap golang-github-containernetworking-plugin-dnsname)
 APT_PACKAGES=(
     build-essential cmake pkg-config libssl-dev libsasl2-dev zlib1g-dev libsqlite3-dev
     libpq-dev libzstd-dev libcurl4-openssl-dev
