@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use service_kit::config::DatabaseUrl;
-use service_kit::db::{Database, DbConnection, DbError, KIT_ONLY};
+use service_kit::db::{Database, KIT_ONLY};
 use service_kit::testing::{Backend, fresh_database, wait_for};
 
 /// Threads of this process named like the checkpointer's (the kernel keeps 15 bytes of a name).
@@ -19,13 +19,6 @@ fn checkpointer_threads() -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn sqlite(conn: &mut DbConnection, sql: &str) -> Result<(), DbError> {
-    match conn {
-        DbConnection::Sqlite(c) => Ok(c.batch_execute(sql)?),
-        DbConnection::Postgresql(_) => unreachable!("a SQLite test"),
-    }
 }
 
 #[tokio::test]
@@ -47,10 +40,7 @@ async fn the_wal_is_checkpointed_by_its_own_thread_which_stops_with_the_database
     .await;
     let file_size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     db.write(|c| {
-        sqlite(
-            c,
-            "CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
-        )
+        Ok(c.batch_execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")?)
     })
     .await
     .unwrap();
@@ -62,11 +52,10 @@ async fn the_wal_is_checkpointed_by_its_own_thread_which_stops_with_the_database
     // checkpointer at work.
     for _ in 0..20 {
         db.write(|c| {
-            sqlite(
-                c,
+            Ok(c.batch_execute(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
                  INSERT INTO filler (body) SELECT hex(randomblob(2000)) FROM n;",
-            )
+            )?)
         })
         .await
         .unwrap();
