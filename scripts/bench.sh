@@ -91,7 +91,8 @@ if [[ "$BASELINE" != none ]]; then
             --package notification-service --package recurring-task-service)
         touch "$baseline_dir/built"
     fi
-    baseline_args=(--baseline "$baseline_dir/target/release" --baseline-name "main at $baseline_sha")
+    baseline_args=(--baseline "$baseline_dir/target/release" --baseline-name "main at $baseline_sha"
+        --baseline-schemas "$baseline_dir/src/schemas")
 fi
 
 rm -rf bench/out

@@ -200,6 +200,22 @@ impl RegistryAdmin {
         Ok(Self::check(resp).await?.json::<IdResponse>().await?.id)
     }
 
+    /// Delete one version of a subject for good: the soft delete the Confluent API requires
+    /// first, then the permanent one (its schema id is then unknown to the registry).
+    pub async fn delete_version(&self, subject: &str, version: u32) -> Result<(), RegistryError> {
+        for query in ["", "?permanent=true"] {
+            let resp = self
+                .request(
+                    reqwest::Method::DELETE,
+                    &format!("/subjects/{subject}/versions/{version}{query}"),
+                )
+                .send()
+                .await?;
+            Self::check(resp).await?;
+        }
+        Ok(())
+    }
+
     /// Whether `schema` could be registered as the next version of `subject`.
     pub async fn is_compatible(&self, subject: &str, schema: &str) -> Result<bool, RegistryError> {
         let resp = self

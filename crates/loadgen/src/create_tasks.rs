@@ -27,6 +27,7 @@ use service_kit::db::Database;
 use service_kit::testing::{self, Backend};
 
 use crate::kafka::{EndToEnd, TopicMarks};
+use crate::baseline_schemas::BaselineSchemas;
 use crate::report::Figure;
 use crate::services::{self, ApiUser};
 use crate::stats::{Latencies, Run, closed_loop};
@@ -55,6 +56,8 @@ pub enum OnlyDatabase {
 pub struct Baseline {
     pub bin_dir: PathBuf,
     pub name: String,
+    /// Its schemas/ directory, registered for the run (see [`BaselineSchemas`]).
+    pub schemas: Option<PathBuf>,
 }
 
 /// One backend's runs.
@@ -132,6 +135,17 @@ impl CreateTasks {
             (None, None) => vec![Subject::InProcess],
         };
         let marks = TopicMarks::take().await?;
+        let baseline_schemas = match self.baseline.as_ref().and_then(|b| b.schemas.as_deref()) {
+            Some(dir) => {
+                let registered = BaselineSchemas::register(dir).await?;
+                println!(
+                    "registered {} schema versions of the baseline for the run",
+                    registered.added()
+                );
+                Some(registered)
+            }
+            None => None,
+        };
         let mut measured = Vec::new();
         let mut outcome = Ok(());
         let backends = match self.only {
@@ -153,6 +167,9 @@ impl CreateTasks {
             }
         }
         marks.delete_written().await?;
+        if let Some(registered) = baseline_schemas {
+            registered.remove().await?;
+        }
         outcome?;
         let floor = EndToEnd::of_this_run(&self.repo, 1_000).await?;
         let mut figures: Vec<Figure> = measured
@@ -295,6 +312,15 @@ impl CreateTasks {
         let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
         let seen = reader.finish(acked.len()).await?;
         let (to_kafka, split) = to_kafka_latencies(&seen, &acked).await?;
+        // Each 201 has its event; a run whose events did not all arrive (a relay whose schema
+        // the registry refused, say) measured something else than creating tasks.
+        anyhow::ensure!(
+            to_kafka.len() == acked.len(),
+            "{} tasks were created but {} of their task.created events were read back within {} s of the load's end",
+            acked.len(),
+            to_kafka.len(),
+            KafkaReader::DRAIN.as_secs()
+        );
 
         let inserts = match db {
             Some(db) => Some(insert_and_commit_loop(db, &user, self.concurrency, duration).await?),

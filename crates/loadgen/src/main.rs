@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `ws-latency [--creates 600] [--rate 20]` | REST 201 → WebSocket message p50/p99 at a steady rate (task-api on SQLite and ws-gateway in-process) | Kafka's `EndToEndLatency` (acks=all, 3 replicas), run once here and kept in `bench/out` for the others |
 //! | `create-tasks [--seconds 10] [--concurrency 16]` | `POST /api/tasks` throughput and p50/p99 on SQLite and on PostgreSQL; 201 → event readable on Kafka p50/p99 | `GET /healthz` of the same server (same load); a raw insert+commit loop on the same pool; Kafka's end-to-end latency |
-//! | `create-tasks --whole-system <bin dir> [--baseline <bin dir> --baseline-name <name>]` | the same with all five services running as release binaries, plus busy cores (creates per busy core) and the consumers' catch-up time | the same ceilings; with `--baseline`, an earlier commit's binaries measured the same way in the same run |
+//! | `create-tasks --whole-system <bin dir> [--baseline <bin dir> --baseline-name <name> --baseline-schemas <dir>]` | the same with all five services running as release binaries, plus busy cores (creates per busy core) and the consumers' catch-up time | the same ceilings; with `--baseline`, an earlier commit's binaries measured the same way in the same run |
 //! | `reminders [--reminders 10000] [--spread-ms 60000] [--burst 10000]` | lateness remind-at → reminder.triggered p50/p99/max; mail delivery throughput to Mailpit (burst phase) | Kafka's end-to-end latency; lettre sending as many mails straight to the same Mailpit at the same concurrency |
 //! | `ws-connections --gateway-bin <path> [--connections 10000]` | concurrent connections the gateway binary holds (each then gets its user's event); gateway memory per connection | the 10,000 target; the idle gateway's own RSS |
 //! | `audit-ingest --audit-bin <path> [--events 200000]` | audit-service ingest rate on SQLite and PostgreSQL | `kafka-consumer-perf-test` on the same topic; one server-side `INSERT … SELECT` of as many rows into the audit table, same database |
@@ -23,6 +23,7 @@
 //! The in-process services log only when `RUST_LOG` is set (`make bench` sets `warn`).
 
 mod audit;
+mod baseline_schemas;
 mod create_tasks;
 mod kafka;
 mod reminders;
@@ -75,6 +76,11 @@ enum Command {
         /// How the report names the baseline (e.g. "main at bfcef9f").
         #[arg(long, default_value = "the baseline")]
         baseline_name: String,
+        /// The baseline's schemas/ directory: registered before its services start (this
+        /// commit's newer schemas are in the registry, whose rules refuse an older one after
+        /// them) and deleted after the run.
+        #[arg(long, requires = "baseline")]
+        baseline_schemas: Option<PathBuf>,
         /// Measure on this database only (both when not given).
         #[arg(long, value_enum)]
         only: Option<create_tasks::OnlyDatabase>,
@@ -153,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             whole_system,
             baseline,
             baseline_name,
+            baseline_schemas,
             only,
         } => {
             create_tasks::CreateTasks {
@@ -164,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 baseline: baseline.map(|bin_dir| create_tasks::Baseline {
                     bin_dir,
                     name: baseline_name,
+                    schemas: baseline_schemas,
                 }),
             }
             .run()
