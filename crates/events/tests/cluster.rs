@@ -127,6 +127,30 @@ async fn the_registry_refuses_an_incompatible_task_created_schema() {
     assert!(!registry.is_compatible(&subject, &no_default).await.unwrap());
 }
 
+/// What `make bench` does with a baseline's older schemas: registered as a new version for a
+/// run, then deleted for good, leaving the subject as it was.
+#[tokio::test]
+async fn a_version_deleted_for_good_is_gone_from_its_subject() {
+    let registry = RegistryAdmin::new(&registry_url()).unwrap();
+    let subject = format!("deletion-test-{}-value", user());
+    let first = with_extra_field(
+        serde_json::json!({"name": "first", "type": ["null", "string"], "default": null}),
+    );
+    let second = with_extra_field(
+        serde_json::json!({"name": "second", "type": ["null", "string"], "default": null}),
+    );
+    registry.register(&subject, &first).await.unwrap();
+    registry.register(&subject, &second).await.unwrap();
+    assert_eq!(registry.versions(&subject).await.unwrap(), vec![1, 2]);
+
+    registry.delete_version(&subject, 2).await.unwrap();
+    assert_eq!(registry.versions(&subject).await.unwrap(), vec![1]);
+    // Gone for good: a second deletion finds nothing to delete.
+    let err = registry.delete_version(&subject, 2).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    registry.delete_version(&subject, 1).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_task_created_written_with_the_seed_schema_reads_with_defaults() {
     let seed_json = include_str!("fixtures/seed-task-created.avsc");

@@ -26,8 +26,8 @@ use rdkafka::message::OwnedMessage;
 use service_kit::db::Database;
 use service_kit::testing::{self, Backend};
 
-use crate::kafka::{EndToEnd, TopicMarks};
 use crate::baseline_schemas::BaselineSchemas;
+use crate::kafka::{EndToEnd, TopicMarks};
 use crate::report::Figure;
 use crate::services::{self, ApiUser};
 use crate::stats::{Latencies, Run, closed_loop};
