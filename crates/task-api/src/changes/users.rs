@@ -11,10 +11,6 @@ use crate::storage::is_unique_violation;
 use crate::storage::users::{self, User};
 use service_kit::outbox;
 
-fn event_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// Store a new user (the password already hashed) and announce it.
 pub async fn register(
     db: &Database,
@@ -49,7 +45,7 @@ pub async fn register(
             outbox::enqueue(
                 conn,
                 &UserRegisteredEvent {
-                    event_id: event_id(),
+                    event_id: events::ids::new_event_id(),
                     event_timestamp: stored.created_at,
                     user_id: stored.id.clone(),
                     email: stored.email.clone(),
@@ -89,7 +85,7 @@ pub async fn record_login(db: &Database, attempt: LoginAttempt) -> Result<(), Ch
         outbox::enqueue(
             conn,
             &UserAuthenticatedEvent {
-                event_id: event_id(),
+                event_id: events::ids::new_event_id(),
                 event_timestamp: now_millis(),
                 user_id: attempt.user_id.clone(),
                 email: attempt.email.clone(),
@@ -150,7 +146,7 @@ pub(crate) fn announce(
 fn updated_event(user: &User) -> UserUpdatedEvent {
     let p = &user.profile;
     UserUpdatedEvent {
-        event_id: event_id(),
+        event_id: events::ids::new_event_id(),
         event_timestamp: user.updated_at,
         user_id: user.id.clone(),
         version: user.version,

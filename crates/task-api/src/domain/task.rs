@@ -450,10 +450,6 @@ pub struct Task {
     pub assignee_id: Option<String>,
 }
 
-fn event_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 impl Task {
     /// A new task, version 1. A recurring task starts a new series as its occurrence 0.
     pub fn new(user_id: &str, fields: TaskFields, now: i64) -> Self {
@@ -601,7 +597,7 @@ impl Task {
 
     pub fn created_event(&self) -> TaskCreatedEvent {
         events::task_event!(TaskCreatedEvent from self.state(), {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: self.updated_at,
             status: self.status,
             actor_id: None,
@@ -610,7 +606,7 @@ impl Task {
 
     pub fn updated_event(&self, changed_fields: Vec<String>, actor: &str) -> TaskUpdatedEvent {
         events::task_event!(TaskUpdatedEvent from self.state(), {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: self.updated_at,
             status: self.status,
             completed_at: self.completed_at,
@@ -623,7 +619,7 @@ impl Task {
     pub fn completed_event(&self, actor: &str) -> TaskCompletedEvent {
         let completed_at = self.completed_at.unwrap_or(self.updated_at);
         events::task_event!(TaskCompletedEvent from self.state(), {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: self.updated_at,
             completed_at,
             time_to_complete: Some((completed_at - self.created_at).max(0)),
@@ -635,7 +631,7 @@ impl Task {
     /// task, so that every one of them hears it is gone.
     pub fn deleted_event(&self, now: i64) -> TaskDeletedEvent {
         TaskDeletedEvent {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: now,
             user_id: self.user_id.clone(),
             task_id: self.id.clone(),
@@ -650,7 +646,7 @@ impl Task {
     /// The task.shared of this task just shared with `user` as `role` (None: unshared).
     pub fn shared_event(&self, user: &str, role: ShareRole) -> TaskSharedEvent {
         events::task_event!(TaskSharedEvent from self.state(), {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: self.updated_at,
             status: self.status,
             completed_at: self.completed_at,
@@ -663,7 +659,7 @@ impl Task {
     /// The task.assigned of this task just (un)assigned by `actor`, who had `previous`.
     pub fn assigned_event(&self, previous: Option<String>, actor: &str) -> TaskAssignedEvent {
         events::task_event!(TaskAssignedEvent from self.state(), {
-            event_id: event_id(),
+            event_id: events::ids::new_event_id(),
             event_timestamp: self.updated_at,
             status: self.status,
             completed_at: self.completed_at,
