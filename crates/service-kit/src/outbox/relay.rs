@@ -14,10 +14,11 @@
 //!   over while earlier ones still await their acknowledgements; the producer keeps
 //!   per-partition order across its own retries with up to five requests in flight, so one
 //!   key's rows reach their partition in order while several batches are in flight at once.
-//!   A batch is read as "the oldest pending rows not in flight", not "rows after the last one
-//!   read": on PostgreSQL writers commit concurrently, so a row may become visible after rows
+//!   On PostgreSQL a batch is read as "the oldest pending rows not in flight", not "rows after
+//!   the last one read": writers commit concurrently, so a row may become visible after rows
 //!   with a higher `seq` (never one of the same key: changes of one key lock its row, so they
-//!   commit in the order they wrote).
+//!   commit in the order they wrote). On SQLite writers take turns, rows become visible in
+//!   `seq` order, and a read starts after the last row read (see [`Unread`]).
 //! * Several instances: a turn holds a lock for as long as it has rows in flight, so the relays
 //!   of several instances take turns and never interleave one key's rows. PostgreSQL: a session
 //!   advisory lock (one per service) on the connection the turn's reads and marks run on, so a
@@ -52,7 +53,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::Notify;
 
 use super::metrics::OutboxMetrics;
-use super::store::{self, OutboxRow};
+use super::store::{self, OutboxRow, Unread};
 use crate::consumer::RetryPolicy;
 use crate::db::{Backend, Database, DbConnection, DbError, PooledDb};
 use crate::shutdown::Shutdown;
@@ -425,22 +426,30 @@ impl OutboxRelay {
         let limit = self.settings.batch_size;
         let mut round = Round::default();
         let mut in_flight = FuturesOrdered::new();
-        // Rows read by this turn and not settled yet: the next read skips them.
+        // Rows read by this turn and not settled yet: PostgreSQL's next read skips them.
         let mut taken: HashSet<i64> = HashSet::new();
+        // The last row read (SQLite's reads start after it: see [`Unread`]).
+        let mut last_read: Option<i64> = None;
         let mut failed: Option<RelayError> = None;
         // A batch stopped short of handing over all its rows: nothing after them may enter the
         // producer before they do (its settling then fails the turn).
         let mut halted = false;
         loop {
             if failed.is_none() && !halted && in_flight.len() < IN_FLIGHT_BATCHES {
-                let skip: Vec<i64> = taken.iter().copied().collect();
+                let unread = match turn {
+                    Turn::Sqlite { .. } => Unread::After(last_read),
+                    Turn::Postgres(_) => Unread::Except(taken.iter().copied().collect()),
+                };
                 match self
-                    .exec(turn, Access::Read, move |c| store::pending(c, limit, &skip))
+                    .exec(turn, Access::Read, move |c| {
+                        store::pending(c, limit, &unread)
+                    })
                     .await
                 {
                     Ok(rows) if !rows.is_empty() => {
                         round.read += rows.len();
                         taken.extend(rows.iter().map(|r| r.seq));
+                        last_read = rows.last().map(|r| r.seq);
                         // Handed over here, before the next read: batches enter the producer
                         // in the order they were read even when encoding one waits (on the
                         // registry), which a hand-over inside the in-flight future did not

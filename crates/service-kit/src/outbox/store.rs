@@ -162,21 +162,39 @@ fn write_spans(rows: &[NewOutboxRow]) -> (Vec<tracing::Span>, Option<Vec<NewOutb
     (spans, Some(rows))
 }
 
-/// The oldest rows still to publish, in the order they must be published, leaving out those of
-/// `skip` (the rows a relay's turn has in flight already).
+/// Which of the pending rows a relay's turn has not read yet.
+#[derive(Debug, Clone)]
+pub enum Unread {
+    /// Those after the last row read (`None`: all). SQLite: writers take turns, so rows
+    /// become visible in `seq` order, and a bound is all a read needs (a statement of one
+    /// shape, prepared once, starting in the index where the turn left off).
+    After(Option<i64>),
+    /// Those not among these (the rows in flight). PostgreSQL: writers commit concurrently,
+    /// so a row may become visible after rows with a higher `seq` were read.
+    Except(Vec<i64>),
+}
+
+/// The oldest rows still to publish that the turn has not read, in the order they must be
+/// published.
 pub fn pending(
     conn: &mut DbConnection,
     limit: i64,
-    skip: &[i64],
+    unread: &Unread,
 ) -> Result<Vec<OutboxRow>, DbError> {
-    Ok(event_outbox::table
+    let unpublished = event_outbox::table
         .filter(event_outbox::sent_at.is_null())
         .filter(event_outbox::dead_at.is_null())
-        .filter(event_outbox::seq.ne_all(skip))
         .order(event_outbox::seq.asc())
         .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+        .select(OutboxRow::as_select());
+    Ok(match unread {
+        Unread::After(last) => unpublished
+            .filter(event_outbox::seq.gt(last.unwrap_or(0)))
+            .load(conn)?,
+        Unread::Except(skip) => unpublished
+            .filter(event_outbox::seq.ne_all(skip))
+            .load(conn)?,
+    })
 }
 
 /// Mark rows acknowledged by the brokers: one statement per thousand rows.
