@@ -355,6 +355,64 @@ async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain_on_postgres(
     nothing_is_lost_when_the_relay_process_is_killed_mid_drain(Backend::Postgres).await;
 }
 
+/// PostgreSQL writers commit concurrently: a row can become visible only after a row with a
+/// higher `seq` was read and published (the relay's reads start after the highest row read).
+/// It is published all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_that_commits_after_a_later_one_was_published_is_published_too() {
+    let db = database(Backend::Postgres).await;
+    let marks = start_marks();
+    let user = uuid::Uuid::new_v4().to_string();
+    let (early, late) = (
+        events::sample::task_created(&user),
+        events::sample::task_created(&user),
+    );
+
+    // The early row's transaction: its row takes the lower seq, then it waits to commit.
+    let (inserted_tx, inserted_rx) = tokio::sync::oneshot::channel();
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<()>();
+    let (pool, early_row) = (db.pool().clone(), NewOutboxRow::of(&early, None).unwrap());
+    let holder = tokio::task::spawn_blocking(move || {
+        use diesel::Connection;
+        let mut conn = pool.get().unwrap();
+        conn.transaction(|c| {
+            store::insert(c, &[early_row])?;
+            inserted_tx.send(()).unwrap();
+            commit_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            Ok::<_, service_kit::db::DbError>(())
+        })
+        .unwrap();
+    });
+    inserted_rx.await.unwrap();
+    let late_row = late.clone();
+    db.transaction(move |conn| outbox::enqueue(conn, &late_row, None))
+        .await
+        .unwrap();
+
+    let relay = relay(&db, &testing::bootstrap_servers(), &Metrics::new());
+    assert_eq!(
+        relay.drain().await.unwrap(),
+        1,
+        "only the later row is visible"
+    );
+    commit_tx.send(()).unwrap();
+    holder.await.unwrap();
+    assert_eq!(
+        relay.drain().await.unwrap(),
+        1,
+        "the earlier row, once committed"
+    );
+    assert_eq!(rows_unsent(&db).await, 0);
+
+    let ids: HashSet<String> = [&early, &late].iter().map(|e| e.event_id.clone()).collect();
+    let got: HashSet<String> = read_back(marks, &ids, 2)
+        .await
+        .into_values()
+        .flatten()
+        .collect();
+    assert_eq!(got, ids);
+}
+
 /// Two instances' relays on one database (PostgreSQL: an advisory lock; SQLite, processes
 /// sharing the file: a file lock beside it), each with its own pool as two processes have.
 async fn two_relays_on_one_database_publish_each_row_once_in_order(backend: Backend) {
