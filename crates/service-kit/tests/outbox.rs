@@ -356,8 +356,8 @@ async fn nothing_is_lost_when_the_relay_process_is_killed_mid_drain_on_postgres(
 }
 
 /// PostgreSQL writers commit concurrently: a row can become visible only after a row with a
-/// higher `seq` was read and published (the relay's reads start after the highest row read).
-/// It is published all the same.
+/// higher `seq` was read and published. It is published all the same (which is why reads there
+/// skip the rows in flight instead of starting after the highest row read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_row_that_commits_after_a_later_one_was_published_is_published_too() {
     let db = database(Backend::Postgres).await;

@@ -14,12 +14,11 @@
 //!   over while earlier ones still await their acknowledgements; the producer keeps
 //!   per-partition order across its own retries with up to five requests in flight, so one
 //!   key's rows reach their partition in order while several batches are in flight at once.
-//!   A read starts after the highest row read. On SQLite writers take turns, so rows become
-//!   visible in `seq` order and that is all a read needs. On PostgreSQL writers commit
-//!   concurrently, so a row may become visible after rows with a higher `seq` were read (never
-//!   one of the same key: changes of one key lock its row, so they commit in the order they
-//!   wrote): every [`STRAGGLERS_EVERY`] a read takes "the oldest pending rows not in flight"
-//!   instead, and every turn starts with one (see [`Unread`]).
+//!   On PostgreSQL a batch is read as "the oldest pending rows not in flight", not "rows after
+//!   the last one read": writers commit concurrently, so a row may become visible after rows
+//!   with a higher `seq` (never one of the same key: changes of one key lock its row, so they
+//!   commit in the order they wrote). On SQLite writers take turns, rows become visible in
+//!   `seq` order, and a read starts after the last row read (see [`Unread`]).
 //! * Several instances: a turn holds a lock for as long as it has rows in flight, so the relays
 //!   of several instances take turns and never interleave one key's rows. PostgreSQL: a session
 //!   advisory lock (one per service) on the connection the turn's reads and marks run on, so a
@@ -43,7 +42,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use events::{AnyEvent, EventCodec, Service, Topic};
 use futures::StreamExt;
@@ -63,12 +62,6 @@ use crate::telemetry::{self, TraceContext};
 /// Batches a turn hands to the producer before the oldest is acknowledged: reading and
 /// encoding the next batch overlaps the brokers' acknowledgement of the previous ones.
 const IN_FLIGHT_BATCHES: usize = 4;
-
-/// How often a PostgreSQL turn also reads below the highest row it read, for rows whose
-/// transaction committed after rows with a higher `seq` were read: it bounds how long such a
-/// straggler waits while a turn goes on (a turn ends when nothing is left, and the next one
-/// reads from the start).
-const STRAGGLERS_EVERY: Duration = Duration::from_millis(100);
 
 /// How a relay behaves.
 #[derive(Debug, Clone)]
@@ -433,12 +426,10 @@ impl OutboxRelay {
         let limit = self.settings.batch_size;
         let mut round = Round::default();
         let mut in_flight = FuturesOrdered::new();
-        // Rows read by this turn and not settled yet: a read for stragglers skips them.
+        // Rows read by this turn and not settled yet: PostgreSQL's next read skips them.
         let mut taken: HashSet<i64> = HashSet::new();
-        // The highest row read: reads start after it (see [`Unread`]).
+        // The last row read (SQLite's reads start after it: see [`Unread`]).
         let mut last_read: Option<i64> = None;
-        // When PostgreSQL's reads last looked below `last_read` (the turn's first read does).
-        let mut stragglers_read = Instant::now();
         let mut failed: Option<RelayError> = None;
         // A batch stopped short of handing over all its rows: nothing after them may enter the
         // producer before they do (its settling then fails the turn).
@@ -446,11 +437,8 @@ impl OutboxRelay {
         loop {
             if failed.is_none() && !halted && in_flight.len() < IN_FLIGHT_BATCHES {
                 let unread = match turn {
-                    Turn::Postgres(_) if stragglers_read.elapsed() >= STRAGGLERS_EVERY => {
-                        stragglers_read = Instant::now();
-                        Unread::Except(taken.iter().copied().collect())
-                    }
-                    _ => Unread::After(last_read),
+                    Turn::Sqlite { .. } => Unread::After(last_read),
+                    Turn::Postgres(_) => Unread::Except(taken.iter().copied().collect()),
                 };
                 match self
                     .exec(turn, Access::Read, move |c| {
@@ -461,7 +449,7 @@ impl OutboxRelay {
                     Ok(rows) if !rows.is_empty() => {
                         round.read += rows.len();
                         taken.extend(rows.iter().map(|r| r.seq));
-                        last_read = last_read.max(rows.iter().map(|r| r.seq).max());
+                        last_read = rows.last().map(|r| r.seq);
                         // Handed over here, before the next read: batches enter the producer
                         // in the order they were read even when encoding one waits (on the
                         // registry), which a hand-over inside the in-flight future did not

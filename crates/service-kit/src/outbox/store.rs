@@ -165,14 +165,12 @@ fn write_spans(rows: &[NewOutboxRow]) -> (Vec<tracing::Span>, Option<Vec<NewOutb
 /// Which of the pending rows a relay's turn has not read yet.
 #[derive(Debug, Clone)]
 pub enum Unread {
-    /// Those after the highest row read (`None`: all): a statement of one shape, prepared
-    /// once, starting in the index where the turn left off. Complete on SQLite, where writers
-    /// take turns and rows become visible in `seq` order.
+    /// Those after the last row read (`None`: all). SQLite: writers take turns, so rows
+    /// become visible in `seq` order, and a bound is all a read needs (a statement of one
+    /// shape, prepared once, starting in the index where the turn left off).
     After(Option<i64>),
-    /// Those not among these (the rows in flight), below the highest row read too: on
-    /// PostgreSQL writers commit concurrently, so a row may become visible after rows with a
-    /// higher `seq` were read. Costlier (the list is as long as what is in flight), so the
-    /// relay reads this way only now and then.
+    /// Those not among these (the rows in flight). PostgreSQL: writers commit concurrently,
+    /// so a row may become visible after rows with a higher `seq` were read.
     Except(Vec<i64>),
 }
 
