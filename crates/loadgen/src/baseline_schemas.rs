@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use events::Topic;
 use events::registry::RegistryAdmin;
 use service_kit::testing;
 
@@ -22,7 +23,7 @@ pub struct BaselineSchemas {
 }
 
 impl BaselineSchemas {
-    /// Register every `<topic>.avsc` of `dir` under `<topic>-value`.
+    /// Register every `<topic>.avsc` of `dir` under its topic's subject.
     pub async fn register(dir: &Path) -> anyhow::Result<Self> {
         let mut files = std::fs::read_dir(dir)
             .with_context(|| format!("reading the baseline's schemas in {}", dir.display()))?
@@ -36,12 +37,14 @@ impl BaselineSchemas {
             added: Vec::new(),
         };
         for file in files {
-            let topic = file
+            let topic: Topic = file
                 .file_stem()
                 .and_then(|s| s.to_str())
-                .context("a schema file name that is not UTF-8")?;
+                .context("a schema file name that is not UTF-8")?
+                .parse()
+                .with_context(|| format!("{} names no topic", file.display()))?;
             let schema = std::fs::read_to_string(&file)?;
-            if let Err(e) = this.add(&format!("{topic}-value"), &schema).await {
+            if let Err(e) = this.add(&topic.subject(), &schema).await {
                 this.remove().await?;
                 return Err(e.context(format!("registering {}", file.display())));
             }
@@ -50,8 +53,12 @@ impl BaselineSchemas {
     }
 
     async fn add(&mut self, subject: &str, schema: &str) -> anyhow::Result<()> {
-        // A subject the registry does not hold yet answers 404: no versions.
-        let before = self.admin.versions(subject).await.unwrap_or_default();
+        let before = match self.admin.versions(subject).await {
+            Ok(versions) => versions,
+            // A subject the registry does not hold yet: no versions.
+            Err(e) if e.status() == Some(404) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
         match self.admin.register(subject, schema).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(409) => {
