@@ -192,7 +192,7 @@ async fn rows_unsent(db: &Database) -> i64 {
 async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
     let db = database(backend).await;
     let metrics = Metrics::new();
-    // Batches of 7: the 120 rows go in 18 batches, several in flight at once.
+    // Batches of 7: the 120 rows go in 18 batches, each marked once the next one is handed over.
     let relay = relay_of(&db, &testing::bootstrap_servers(), &metrics, 7);
     let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let marks = start_marks();
