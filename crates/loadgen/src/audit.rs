@@ -246,23 +246,34 @@ async fn database_ceiling(backend: Backend, rows: i64, payload_len: usize) -> an
     let now = events::now_millis();
     let topic = Topic::TaskCreated.name();
     let event_type = audit_service::domain::event_type(Topic::TaskCreated);
+    // Event and task ids as the services make them, UUIDv7 (a millisecond timestamp first, so
+    // the indexes on them grow at their end): row n's timestamp is `now + n`, the rest random.
+    let pg_v7 = format!(
+        "lpad(to_hex(({now} + g) >> 16), 8, '0') || '-' || lpad(to_hex(({now} + g) & 65535), 4, '0') \
+         || '-7' || substr(gen_random_uuid()::text, 16)"
+    );
+    let sqlite_v7 = format!(
+        "printf('%08x-%04x-7', ({now} + n) >> 16, ({now} + n) & 65535) \
+         || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(2))) \
+         || '-' || lower(hex(randomblob(6)))"
+    );
     let seconds = db
         .run(move |conn| {
             let started = Instant::now();
             match conn {
                 DbConnection::Postgresql(c) => diesel::sql_query(format!(
-                    "INSERT INTO audit_events ({columns}) SELECT gen_random_uuid()::text, \
+                    "INSERT INTO audit_events ({columns}) SELECT {pg_v7}, \
                      '{topic}', g % 12, g, gen_random_uuid()::text, '{event_type}', \
-                     'user-' || (g % 64), gen_random_uuid()::text, {now} + g, {now} + g, 4, \
+                     'user-' || (g % 64), {pg_v7}, {now} + g, {now} + g, 4, \
                      'loadgen', md5(g::text), repeat('x', {payload_len}) \
                      FROM generate_series(1, {rows}) g ON CONFLICT (event_id) DO NOTHING"
                 ))
                 .execute(c)?,
                 DbConnection::Sqlite(c) => diesel::sql_query(format!(
                     "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) \
-                     INSERT OR IGNORE INTO audit_events ({columns}) SELECT lower(hex(randomblob(16))), \
+                     INSERT OR IGNORE INTO audit_events ({columns}) SELECT {sqlite_v7}, \
                      '{topic}', n % 12, n, lower(hex(randomblob(16))), '{event_type}', \
-                     'user-' || (n % 64), lower(hex(randomblob(16))), {now} + n, {now} + n, 4, \
+                     'user-' || (n % 64), {sqlite_v7}, {now} + n, {now} + n, 4, \
                      'loadgen', lower(hex(randomblob(16))), replace(hex(zeroblob({payload_len})), '00', 'x') FROM g"
                 ))
                 .execute(c)?,
