@@ -613,8 +613,14 @@ impl OutboxRelay {
                 Ok(delivery) => in_flight.push((row, span, delivery)),
                 Err((e, _)) => {
                     // This row and every later one stay unsent (a failure met while encoding
-                    // is among them).
-                    outcome.failure = Some((total - i, format!("cannot enqueue: {e}")));
+                    // is among them), but for those already set aside.
+                    let set_aside_later = outcome
+                        .set_aside
+                        .iter()
+                        .filter(|(seq, _)| *seq > row.seq)
+                        .count();
+                    outcome.failure =
+                        Some((total - i - set_aside_later, format!("cannot enqueue: {e}")));
                     break;
                 }
             }
