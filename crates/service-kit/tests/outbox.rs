@@ -2,7 +2,7 @@
 //! in order per key and are marked sent once acknowledged; nothing is lost while Kafka is
 //! unreachable, nor when a relay's process is killed (SIGKILL) mid-drain; two relays on one
 //! PostgreSQL database publish each row once and in order; a row that can never be published is
-//! set aside and the rows behind it go on.
+//! set aside and the rows behind it go on; the monitor's count of set-aside rows reads their index.
 //!
 //! (A full outage of a running cluster is the reliability suite's scenario 2, which owns the
 //! cluster: crates/system-tests/tests/chaos.rs.)
@@ -508,5 +508,75 @@ async fn a_row_that_can_never_be_published_is_set_aside_and_the_rest_goes_on() {
         let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
         let got = read_back(marks, &ids, ids.len()).await;
         assert_eq!(got, expected_by_key(&written), "{backend:?}");
+    }
+}
+
+/// One line of a query plan: PostgreSQL's `EXPLAIN`, SQLite's `EXPLAIN QUERY PLAN`.
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    pg: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct SqlitePlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    detail: String,
+}
+
+/// The monitor counts the rows set aside every second: that count reads an index of them, not
+/// the whole table (sent rows are kept for a day, so the table can be large).
+#[tokio::test]
+async fn the_count_of_rows_set_aside_reads_their_index_not_the_table() {
+    use diesel::RunQueryDsl;
+    use service_kit::db::DbConnection;
+    const COUNT: &str = "SELECT COUNT(*) FROM event_outbox WHERE dead_at IS NOT NULL";
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = database(backend).await;
+        let plan = db
+            .run(|conn| {
+                // 20,000 sent rows, two set aside.
+                let plan = match conn {
+                    DbConnection::Postgresql(c) => {
+                        diesel::sql_query(
+                            "INSERT INTO event_outbox (event_id, topic, message_key, payload, \
+                             created_at, sent_at, dead_at) SELECT 'e' || g, 'task.created', 'k', \
+                             '{}', g, g, CASE WHEN g % 10000 = 0 THEN g END \
+                             FROM generate_series(1, 20000) g",
+                        )
+                        .execute(c)?;
+                        diesel::sql_query("ANALYZE event_outbox").execute(c)?;
+                        diesel::sql_query(format!("EXPLAIN {COUNT}"))
+                            .load::<PlanLine>(c)?
+                            .into_iter()
+                            .map(|l| l.pg)
+                            .collect::<Vec<_>>()
+                    }
+                    DbConnection::Sqlite(c) => {
+                        diesel::sql_query(
+                            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g \
+                             WHERE n < 20000) INSERT INTO event_outbox (event_id, topic, \
+                             message_key, payload, created_at, sent_at, dead_at) SELECT 'e' || n, \
+                             'task.created', 'k', '{}', n, n, CASE WHEN n % 10000 = 0 THEN n END \
+                             FROM g",
+                        )
+                        .execute(c)?;
+                        diesel::sql_query(format!("EXPLAIN QUERY PLAN {COUNT}"))
+                            .load::<SqlitePlanLine>(c)?
+                            .into_iter()
+                            .map(|l| l.detail)
+                            .collect::<Vec<_>>()
+                    }
+                };
+                Ok(plan.join("\n"))
+            })
+            .await
+            .unwrap();
+        assert!(
+            plan.contains("event_outbox_dead") && !plan.contains("Seq Scan"),
+            "{backend:?}: {plan}"
+        );
+        let backlog = db.run(store::backlog).await.unwrap();
+        assert_eq!((backlog.rows, backlog.dead), (0, 2), "{backend:?}");
     }
 }
