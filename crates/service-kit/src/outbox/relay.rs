@@ -569,13 +569,12 @@ impl OutboxRelay {
             seqs: rows.iter().map(|r| r.seq).collect(),
             ..Outcome::default()
         };
-        let total = rows.len();
         // Every row is encoded before the first enters the producer, so the batch enters it
         // in one burst, well within its linger, and leaves as one request per partition.
-        let mut encoded = Vec::with_capacity(total);
+        let mut encoded = Vec::with_capacity(rows.len());
         for (i, row) in rows.into_iter().enumerate() {
             match self.encode(&row).await {
-                Ok(payload) => encoded.push((i, row, payload)),
+                Ok(payload) => encoded.push((row, payload)),
                 Err(RowError::Poison(reason)) => {
                     tracing::error!(seq = row.seq, topic = %row.topic, event_id = %row.event_id, %reason, "outbox row can never be published; set aside");
                     self.metrics
@@ -586,13 +585,14 @@ impl OutboxRelay {
                 }
                 Err(RowError::Retry(reason)) => {
                     // Later rows may share a key with this one: stop here to keep their order.
-                    outcome.failure = Some((total - i, format!("schema registry: {reason}")));
+                    outcome.failure =
+                        Some((outcome.seqs.len() - i, format!("schema registry: {reason}")));
                     break;
                 }
             }
         }
         let mut in_flight = Vec::with_capacity(encoded.len());
-        for (i, row, payload) in encoded {
+        for (row, payload) in encoded {
             let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
                 key: events::headers::PRODUCER,
                 value: Some(self.service.name()),
@@ -614,15 +614,10 @@ impl OutboxRelay {
             match self.producer.send_result(record) {
                 Ok(delivery) => in_flight.push((row, span, delivery)),
                 Err((e, _)) => {
-                    // This row and every later one stay unsent (a failure met while encoding
-                    // is among them), but for those already set aside.
-                    let set_aside_later = outcome
-                        .set_aside
-                        .iter()
-                        .filter(|(seq, _)| *seq > row.seq)
-                        .count();
-                    outcome.failure =
-                        Some((total - i - set_aside_later, format!("cannot enqueue: {e}")));
+                    // Every row neither handed over nor set aside stays unsent (those after a
+                    // failure met while encoding among them).
+                    let unsent = outcome.seqs.len() - in_flight.len() - outcome.set_aside.len();
+                    outcome.failure = Some((unsent, format!("cannot enqueue: {e}")));
                     break;
                 }
             }
