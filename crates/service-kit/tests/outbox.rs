@@ -513,9 +513,9 @@ async fn a_row_that_can_never_be_published_is_set_aside_and_the_rest_goes_on() {
 
 /// One line of a query plan: PostgreSQL's `EXPLAIN`, SQLite's `EXPLAIN QUERY PLAN`.
 #[derive(diesel::QueryableByName)]
-struct PlanLine {
+struct PgPlanLine {
     #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
-    pg: String,
+    line: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -530,7 +530,6 @@ struct SqlitePlanLine {
 async fn the_count_of_rows_set_aside_reads_their_index_not_the_table() {
     use diesel::RunQueryDsl;
     use service_kit::db::DbConnection;
-    const COUNT: &str = "SELECT COUNT(*) FROM event_outbox WHERE dead_at IS NOT NULL";
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let db = database(backend).await;
         let plan = db
@@ -546,10 +545,14 @@ async fn the_count_of_rows_set_aside_reads_their_index_not_the_table() {
                         )
                         .execute(c)?;
                         diesel::sql_query("ANALYZE event_outbox").execute(c)?;
-                        diesel::sql_query(format!("EXPLAIN {COUNT}"))
-                            .load::<PlanLine>(c)?
+                        // The monitor's own statement (it binds nothing).
+                        let count =
+                            diesel::debug_query::<diesel::pg::Pg, _>(&store::count_set_aside())
+                                .to_string();
+                        diesel::sql_query(format!("EXPLAIN {count}"))
+                            .load::<PgPlanLine>(c)?
                             .into_iter()
-                            .map(|l| l.pg)
+                            .map(|l| l.line)
                             .collect::<Vec<_>>()
                     }
                     DbConnection::Sqlite(c) => {
@@ -561,7 +564,11 @@ async fn the_count_of_rows_set_aside_reads_their_index_not_the_table() {
                              FROM g",
                         )
                         .execute(c)?;
-                        diesel::sql_query(format!("EXPLAIN QUERY PLAN {COUNT}"))
+                        let count = diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+                            &store::count_set_aside(),
+                        )
+                        .to_string();
+                        diesel::sql_query(format!("EXPLAIN QUERY PLAN {count}"))
                             .load::<SqlitePlanLine>(c)?
                             .into_iter()
                             .map(|l| l.detail)

@@ -240,11 +240,21 @@ pub fn backlog(conn: &mut DbConnection) -> Result<Backlog, DbError> {
             diesel::dsl::min(event_outbox::created_at),
         ))
         .first::<(i64, Option<i64>)>(conn)?;
-    let dead = event_outbox::table
+    let dead = count_set_aside().get_result(conn)?;
+    Ok(Backlog { rows, oldest, dead })
+}
+
+/// The count of rows set aside that [`backlog`] runs every second; an index of them
+/// (`event_outbox_dead`) keeps it from reading the whole table.
+pub fn count_set_aside() -> diesel::helper_types::Count<
+    diesel::helper_types::Filter<
+        event_outbox::table,
+        diesel::helper_types::IsNotNull<event_outbox::dead_at>,
+    >,
+> {
+    event_outbox::table
         .filter(event_outbox::dead_at.is_not_null())
         .count()
-        .get_result(conn)?;
-    Ok(Backlog { rows, oldest, dead })
 }
 
 /// Delete rows acknowledged before `before` (epoch ms): the topic holds them now.
