@@ -41,6 +41,23 @@ fn relay(db: &Database, bootstrap: &str, metrics: &Metrics) -> OutboxRelay {
 }
 
 fn relay_of(db: &Database, bootstrap: &str, metrics: &Metrics, batch_size: i64) -> OutboxRelay {
+    relay_keeping(
+        db,
+        bootstrap,
+        metrics,
+        batch_size,
+        RelaySettings::default().retention,
+    )
+}
+
+/// A relay that keeps sent rows for `retention` (zero: deletes them once acknowledged).
+fn relay_keeping(
+    db: &Database,
+    bootstrap: &str,
+    metrics: &Metrics,
+    batch_size: i64,
+    retention: Duration,
+) -> OutboxRelay {
     let codec = Arc::new(EventCodec::connect(&service_kit::testing::registry_access()).unwrap());
     OutboxRelay::new(
         db.clone(),
@@ -53,6 +70,7 @@ fn relay_of(db: &Database, bootstrap: &str, metrics: &Metrics, batch_size: i64) 
         RelaySettings {
             batch_size,
             publish_timeout: Duration::from_secs(10),
+            retention,
             ..RelaySettings::default()
         },
         OutboxMetrics::register(metrics, Service::TaskApi),
@@ -189,11 +207,13 @@ async fn rows_unsent(db: &Database) -> i64 {
     db.run(store::backlog).await.unwrap().rows
 }
 
-async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
+/// Publish 120 rows of three keys; with a retention the rows stay, marked sent, without one
+/// they are gone.
+async fn publishes_in_order_per_key_and_marks_sent(backend: Backend, retention: Duration) {
     let db = database(backend).await;
     let metrics = Metrics::new();
     // Batches of 7: the 120 rows go in 18 batches, each marked once the next one is handed over.
-    let relay = relay_of(&db, &testing::bootstrap_servers(), &metrics, 7);
+    let relay = relay_keeping(&db, &testing::bootstrap_servers(), &metrics, 7, retention);
     let users: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let marks = start_marks();
     let written = write_events(&db, &users, 40).await;
@@ -202,6 +222,19 @@ async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
     let published = relay.drain().await.unwrap();
     assert_eq!(published, 120);
     assert_eq!(rows_unsent(&db).await, 0);
+    let (kept, sent) = (
+        db.run(store::all).await.unwrap().len(),
+        rows_sent(&db).await,
+    );
+    if retention.is_zero() {
+        assert_eq!((kept, sent), (0, 0), "acknowledged rows are deleted");
+    } else {
+        assert_eq!(
+            (kept, sent),
+            (120, 120),
+            "acknowledged rows are kept, marked sent"
+        );
+    }
 
     let ids: HashSet<String> = written.iter().map(|e| e.event_id.clone()).collect();
     let got = read_back(marks, &ids, ids.len()).await;
@@ -222,12 +255,22 @@ async fn publishes_in_order_per_key_and_marks_sent(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rows_leave_in_order_per_key_and_are_marked_sent_on_sqlite() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite).await;
+    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite, Duration::from_secs(3600)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rows_leave_in_order_per_key_and_are_marked_sent_on_postgres() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Postgres).await;
+    publishes_in_order_per_key_and_marks_sent(Backend::Postgres, Duration::from_secs(3600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_retention_rows_leave_in_order_per_key_and_are_deleted_on_sqlite() {
+    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite, Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_retention_rows_leave_in_order_per_key_and_are_deleted_on_postgres() {
+    publishes_in_order_per_key_and_marks_sent(Backend::Postgres, Duration::ZERO).await;
 }
 
 async fn nothing_is_lost_while_kafka_is_unreachable(backend: Backend) {

@@ -73,7 +73,11 @@ pub struct OutboxSettings {
     /// during a failover may still have been written, and its retry is then a second copy of
     /// the event on the topic (consumers drop it by event id, but fewer is better).
     pub publish_timeout: Duration,
-    /// `OUTBOX_RETENTION_MS`, default one day: how long sent rows are kept (for inspection).
+    /// `OUTBOX_RETENTION_MS`, default 0: how long sent rows are kept (for inspection). With 0
+    /// a row is deleted as soon as the brokers acknowledged it: task-api's events have fresh
+    /// ids, so no later write needs the sent rows to recognise a repeat, and one delete per
+    /// row instead of an update and a later purge measured +7% creates on SQLite (whole
+    /// system, three alternating pairs; PostgreSQL within its noise).
     pub retention: Duration,
 }
 
@@ -96,7 +100,7 @@ impl Default for OutboxSettings {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             publish_timeout: Duration::from_secs(30),
-            retention: Duration::from_secs(24 * 60 * 60),
+            retention: Duration::ZERO,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The transactional outbox every producing service uses: a change writes its events to the
 //! `event_outbox` table in its own transaction ([`enqueue`]), and the [`OutboxRelay`] publishes
 //! them in order with the idempotent producer, marking each sent only after the brokers
-//! acknowledged it. [`monitor`] keeps the backlog gauges and deletes what was sent long ago.
+//! acknowledged it (or deleting it then, with no retention: [`RelaySettings::retention`]).
+//! [`monitor`] keeps the backlog gauges and deletes what was sent longer ago than the retention.
 //! A service starts both, and stops them last, with [`RunningOutbox`].
 //!
 //! One table (created by the kit's migrations in every service's database), one relay, one set
@@ -22,7 +23,8 @@ pub use store::{Backlog, NewOutboxRow, OutboxRow};
 use crate::db::{DbConnection, DbError};
 
 /// Write an event to the outbox, inside the caller's transaction. An event whose id was
-/// written before (a retried or replayed cause) is not written twice.
+/// written before (a retried or replayed cause) is not written twice while its row is kept
+/// (pending, or sent within the relay's retention).
 pub fn enqueue<E: Event>(
     conn: &mut DbConnection,
     event: &E,

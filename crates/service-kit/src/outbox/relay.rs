@@ -81,7 +81,10 @@ pub struct RelaySettings {
     pub publish_timeout: Duration,
     /// Backoff between failed turns.
     pub backoff: RetryPolicy,
-    /// How long sent rows are kept (for inspection) before the monitor deletes them.
+    /// How long sent rows are kept (for inspection) before the monitor deletes them. Zero:
+    /// a row is deleted once acknowledged, by the statement that would have marked it sent
+    /// (one write per row instead of an update now and a delete later; the topic holds the
+    /// event from then on).
     pub retention: Duration,
 }
 
@@ -513,7 +516,7 @@ impl OutboxRelay {
         round: &mut Round,
         failed: &mut Option<RelayError>,
     ) {
-        let marks = outcome.marks();
+        let marks = outcome.marks(!self.settings.retention.is_zero());
         let marked = self
             .exec(turn, Access::Write, move |c| {
                 use diesel::Connection;
@@ -715,9 +718,10 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn marks(&self) -> Marks {
+    fn marks(&self, keep_sent: bool) -> Marks {
         Marks {
             sent: self.sent.clone(),
+            keep_sent,
             set_aside: self.set_aside.clone(),
         }
     }
@@ -733,13 +737,19 @@ enum Access {
 /// The statements that record a batch's outcome.
 struct Marks {
     sent: Vec<i64>,
+    /// Mark the acknowledged rows sent (kept for the retention) rather than delete them.
+    keep_sent: bool,
     set_aside: Vec<(i64, String)>,
 }
 
 impl Marks {
     fn apply(&self, conn: &mut DbConnection) -> Result<(), DbError> {
         let now = events::now_millis();
-        store::mark_sent(conn, &self.sent, now)?;
+        if self.keep_sent {
+            store::mark_sent(conn, &self.sent, now)?;
+        } else {
+            store::delete_sent(conn, &self.sent)?;
+        }
         for (seq, reason) in &self.set_aside {
             store::set_aside(conn, *seq, reason, now)?;
         }
@@ -774,7 +784,8 @@ pub async fn monitor(db: Database, metrics: OutboxMetrics, retention: Duration, 
             Err(e) => tracing::warn!(error = %e, "cannot read the outbox backlog"),
         }
         ticks = ticks.wrapping_add(1);
-        if ticks.is_multiple_of(PURGE_EVERY) {
+        // With no retention the relay deletes what it publishes: nothing is left to purge.
+        if !retention.is_zero() && ticks.is_multiple_of(PURGE_EVERY) {
             let before = events::now_millis() - retention.as_millis() as i64;
             match db
                 .transaction(move |conn| store::purge_sent(conn, before))

@@ -208,6 +208,17 @@ pub fn mark_sent(conn: &mut DbConnection, seqs: &[i64], now: i64) -> Result<usiz
     Ok(n)
 }
 
+/// Delete rows acknowledged by the brokers (a relay that keeps no sent rows): one statement per
+/// thousand rows.
+pub fn delete_sent(conn: &mut DbConnection, seqs: &[i64]) -> Result<usize, DbError> {
+    let mut n = 0;
+    for chunk in seqs.chunks(1000) {
+        n += diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+            .execute(conn)?;
+    }
+    Ok(n)
+}
+
 /// Set a row aside that can never be published (its JSON unreadable, its schema refused): it
 /// stays in the table with the reason, out of the relay's way, for an operator to look at.
 pub fn set_aside(conn: &mut DbConnection, seq: i64, reason: &str, now: i64) -> Result<(), DbError> {
