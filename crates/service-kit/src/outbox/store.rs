@@ -30,8 +30,12 @@ diesel::table! {
 /// Rows per multi-row statement (SQLite allows 32766 bound parameters; 10 columns each).
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// `None` is bound as NULL rather than written as `DEFAULT` (the column's default is NULL):
+/// with no `DEFAULT` in its rows diesel writes a batch as one multi-row statement on SQLite too
+/// (SQLite has no `DEFAULT` in `VALUES`; diesel otherwise inserts row by row there).
 #[derive(Debug, Clone, PartialEq, Eq, Insertable)]
 #[diesel(table_name = event_outbox)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewOutboxRow {
     pub event_id: String,
     pub topic: String,
@@ -292,4 +296,30 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<OutboxRow>, DbError> {
         .order(event_outbox::seq.asc())
         .select(OutboxRow::as_select())
         .load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of new rows is one multi-row statement on SQLite, not one INSERT per row inside
+    /// a savepoint (what diesel does when a row may hold `DEFAULT`).
+    #[test]
+    fn a_batch_of_rows_is_one_statement_on_sqlite() {
+        let row = |n: u32| NewOutboxRow {
+            event_id: format!("e{n}"),
+            topic: "task.created".to_owned(),
+            message_key: "k".to_owned(),
+            payload: "{}".to_owned(),
+            traceparent: None,
+            created_at: 1,
+        };
+        let rows = vec![row(1), row(2), row(3)];
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+            &diesel::insert_into(event_outbox::table).values(&rows),
+        )
+        .to_string();
+        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
+        assert!(!sql.contains("BEGIN"), "{sql}");
+    }
 }

@@ -9,9 +9,12 @@ use super::schema::{task_members, task_tags, tasks};
 use crate::domain::query::{Cursor, OwnerFilter, SortField, TaskQuery};
 use crate::domain::task::{Task, TaskFields};
 
+/// `None` is NULL both when changed (`treat_none_as_null`) and when inserted (not `DEFAULT`:
+/// with no `DEFAULT` in its rows diesel writes a batch as one multi-row statement on SQLite,
+/// which has no `DEFAULT` in `VALUES`; diesel otherwise inserts row by row there).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tasks)]
-#[diesel(treat_none_as_null = true)]
+#[diesel(treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct TaskRow {
     pub id: String,
     pub user_id: String,
@@ -419,4 +422,36 @@ pub fn list(conn: &mut DbConnection, user_id: &str, q: &TaskQuery) -> Result<Vec
         .into_iter()
         .map(Task::try_from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::task::TaskFields;
+
+    /// A batch of new tasks is one multi-row statement on SQLite, not one INSERT per task
+    /// inside a savepoint (what diesel does when a row may hold `DEFAULT`).
+    #[test]
+    fn a_batch_of_tasks_is_one_statement_on_sqlite() {
+        let task = |title: &str| {
+            let fields = TaskFields {
+                title: title.to_owned(),
+                description: None,
+                priority: events::Priority::High,
+                due_at: None,
+                category_id: None,
+                tags: vec![],
+                recurrence: None,
+                reminders: vec![],
+            };
+            TaskRow::from(&Task::new("u", fields, 1))
+        };
+        let rows = vec![task("a"), task("b"), task("c")];
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(
+            &diesel::insert_into(tasks::table).values(&rows),
+        )
+        .to_string();
+        assert_eq!(sql.matches("INSERT").count(), 1, "{sql}");
+        assert!(!sql.contains("BEGIN"), "{sql}");
+    }
 }
