@@ -522,16 +522,8 @@ async fn insert_and_commit_loop(
             db.run(move |conn| {
                 use diesel::Connection;
                 conn.transaction(|conn| {
-                    let fields = task_api::domain::task::TaskFields {
-                        title: "raw".into(),
-                        description: None,
-                        priority: events::Priority::High,
-                        due_at: None,
-                        category_id: None,
-                        tags: vec![],
-                        recurrence: None,
-                        reminders: vec![],
-                    };
+                    let fields =
+                        task_api::domain::task::TaskFields::titled("raw", events::Priority::High);
                     let task =
                         task_api::domain::task::Task::new(&user_id, fields, events::now_millis());
                     task_api::storage::tasks::insert(conn, &task)

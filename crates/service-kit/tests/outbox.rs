@@ -209,7 +209,7 @@ async fn rows_unsent(db: &Database) -> i64 {
 
 /// Publish 120 rows of three keys; with a retention the rows stay, marked sent, without one
 /// they are gone.
-async fn publishes_in_order_per_key_and_marks_sent(backend: Backend, retention: Duration) {
+async fn publishes_in_order_per_key_then_keeps_or_deletes(backend: Backend, retention: Duration) {
     let db = database(backend).await;
     let metrics = Metrics::new();
     // Batches of 7: the 120 rows go in 18 batches, each marked once the next one is handed over.
@@ -255,22 +255,24 @@ async fn publishes_in_order_per_key_and_marks_sent(backend: Backend, retention: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rows_leave_in_order_per_key_and_are_marked_sent_on_sqlite() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite, Duration::from_secs(3600)).await;
+    publishes_in_order_per_key_then_keeps_or_deletes(Backend::Sqlite, Duration::from_secs(3600))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rows_leave_in_order_per_key_and_are_marked_sent_on_postgres() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Postgres, Duration::from_secs(3600)).await;
+    publishes_in_order_per_key_then_keeps_or_deletes(Backend::Postgres, Duration::from_secs(3600))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_retention_rows_leave_in_order_per_key_and_are_deleted_on_sqlite() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Sqlite, Duration::ZERO).await;
+    publishes_in_order_per_key_then_keeps_or_deletes(Backend::Sqlite, Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_retention_rows_leave_in_order_per_key_and_are_deleted_on_postgres() {
-    publishes_in_order_per_key_and_marks_sent(Backend::Postgres, Duration::ZERO).await;
+    publishes_in_order_per_key_then_keeps_or_deletes(Backend::Postgres, Duration::ZERO).await;
 }
 
 async fn nothing_is_lost_while_kafka_is_unreachable(backend: Backend) {

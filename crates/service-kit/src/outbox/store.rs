@@ -27,7 +27,7 @@ diesel::table! {
     }
 }
 
-/// Rows per multi-row statement (SQLite allows 32766 bound parameters; 10 columns each).
+/// Rows per multi-row statement (SQLite allows 32766 bound parameters; 6 columns each).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// `None` is bound as NULL rather than written as `DEFAULT` (the column's default is NULL):
@@ -203,22 +203,30 @@ pub fn pending(
 
 /// Mark rows acknowledged by the brokers: one statement per thousand rows.
 pub fn mark_sent(conn: &mut DbConnection, seqs: &[i64], now: i64) -> Result<usize, DbError> {
-    let mut n = 0;
-    for chunk in seqs.chunks(1000) {
-        n += diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
+    per_thousand(seqs, |chunk| {
+        diesel::update(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
             .set(event_outbox::sent_at.eq(now))
-            .execute(conn)?;
-    }
-    Ok(n)
+            .execute(conn)
+    })
 }
 
 /// Delete rows acknowledged by the brokers (a relay that keeps no sent rows): one statement per
 /// thousand rows.
 pub fn delete_sent(conn: &mut DbConnection, seqs: &[i64]) -> Result<usize, DbError> {
+    per_thousand(seqs, |chunk| {
+        diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk))).execute(conn)
+    })
+}
+
+/// Run `statement` on each thousand of `seqs` (a bound on the statement's parameters); the rows
+/// it affected in all.
+fn per_thousand(
+    seqs: &[i64],
+    mut statement: impl FnMut(&[i64]) -> QueryResult<usize>,
+) -> Result<usize, DbError> {
     let mut n = 0;
     for chunk in seqs.chunks(1000) {
-        n += diesel::delete(event_outbox::table.filter(event_outbox::seq.eq_any(chunk)))
-            .execute(conn)?;
+        n += statement(chunk)?;
     }
     Ok(n)
 }

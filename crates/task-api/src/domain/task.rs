@@ -294,6 +294,21 @@ fn parse_reminders(invalid: &mut Invalid, values: &[ReminderInput]) -> Vec<Remin
 }
 
 impl TaskFields {
+    /// A task with a title and a priority and nothing else (no due date, category, tags,
+    /// recurrence or reminders).
+    pub fn titled(title: &str, priority: Priority) -> Self {
+        Self {
+            title: title.to_owned(),
+            description: None,
+            priority,
+            due_at: None,
+            category_id: None,
+            tags: vec![],
+            recurrence: None,
+            reminders: vec![],
+        }
+    }
+
     /// A new task from `POST /api/tasks`; `default_timezone` (the user's) reads a recurrence
     /// that names none.
     pub fn parse_new(req: &CreateTaskRequest, default_timezone: &str) -> Result<Self, Invalid> {

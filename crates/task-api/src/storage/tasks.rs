@@ -169,7 +169,7 @@ pub fn insert(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
     replace_index(conn, task)
 }
 
-/// Rows per multi-row statement: 21 columns each stays far below SQLite's 32766 and
+/// Rows per multi-row statement: 23 columns each stays far below SQLite's 32766 and
 /// PostgreSQL's 65535 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -427,23 +427,13 @@ pub fn list(conn: &mut DbConnection, user_id: &str, q: &TaskQuery) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::task::TaskFields;
 
     /// A batch of new tasks is one multi-row statement on SQLite, not one INSERT per task
     /// inside a savepoint (what diesel does when a row may hold `DEFAULT`).
     #[test]
     fn a_batch_of_tasks_is_one_statement_on_sqlite() {
         let task = |title: &str| {
-            let fields = TaskFields {
-                title: title.to_owned(),
-                description: None,
-                priority: events::Priority::High,
-                due_at: None,
-                category_id: None,
-                tags: vec![],
-                recurrence: None,
-                reminders: vec![],
-            };
+            let fields = TaskFields::titled(title, events::Priority::High);
             TaskRow::from(&Task::new("u", fields, 1))
         };
         let rows = vec![task("a"), task("b"), task("c")];
