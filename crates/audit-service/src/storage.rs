@@ -6,6 +6,7 @@
 
 use diesel::prelude::*;
 use service_kit::db::{DbConnection, DbError};
+use service_kit::per_cached_chunk;
 
 use crate::domain::{EventQuery, HistoryQuery};
 
@@ -164,20 +165,15 @@ pub struct AuditEntry {
 /// Append entries, skipping those already stored; returns how many were new.
 pub fn append(conn: &mut DbConnection, entries: &[NewAuditEntry]) -> Result<usize, DbError> {
     match conn {
-        // One multi-row statement per 500 entries (7,000 of SQLite's 32,766 bound parameters).
-        // Diesel has no multi-row `ON CONFLICT` for SQLite: `OR IGNORE` is its SQLite form
-        // here, where the only constraint a well-formed entry can break is the unique
-        // event_id (the NOT NULL columns are bound from non-optional fields, and there is no
-        // CHECK).
-        DbConnection::Sqlite(c) => {
-            let mut n = 0;
-            for chunk in entries.chunks(500) {
-                n += diesel::insert_or_ignore_into(audit_events::table)
-                    .values(chunk)
-                    .execute(c)?;
-            }
-            Ok(n)
-        }
+        // A few multi-row statements kept prepared ([`per_cached_chunk!`]). Diesel has no
+        // multi-row `ON CONFLICT` for SQLite: `OR IGNORE` is its SQLite form here, where the
+        // only constraint a well-formed entry can break is the unique event_id (the NOT NULL
+        // columns are bound from non-optional fields, and there is no CHECK).
+        DbConnection::Sqlite(c) => Ok(per_cached_chunk!(entries, |chunk| {
+            diesel::insert_or_ignore_into(audit_events::table)
+                .values(chunk)
+                .execute(c)?
+        })),
         DbConnection::Postgresql(c) => Ok(append_unnested(c, entries)?),
     }
 }

@@ -1,6 +1,7 @@
 //! Plumbing every service of the task platform shares.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod db;

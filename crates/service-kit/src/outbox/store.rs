@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use events::{AnyEvent, Event};
 
 use crate::db::{DbConnection, DbError};
+use crate::per_cached_chunk;
 use crate::telemetry::{self, TraceContext};
 
 diesel::table! {
@@ -26,9 +27,6 @@ diesel::table! {
         dead_reason -> Nullable<Text>,
     }
 }
-
-/// Rows per multi-row statement (SQLite allows 32766 bound parameters; 6 columns each).
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// `None` is bound as NULL rather than written as `DEFAULT` (the column's default is NULL):
 /// with no `DEFAULT` in its rows diesel writes a batch as one multi-row statement on SQLite too
@@ -93,48 +91,49 @@ pub struct OutboxRow {
 pub fn insert(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<usize, DbError> {
     let (_spans, traced) = write_spans(rows);
     let rows = traced.as_deref().unwrap_or(rows);
-    let mut inserted = 0;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        inserted += match conn {
-            // diesel's SQLite backend has no multi-row upsert; inside the caller's transaction
-            // one statement per row costs little.
-            DbConnection::Sqlite(c) => {
-                let mut n = 0;
-                for row in chunk {
-                    n += diesel::insert_into(event_outbox::table)
-                        .values(row)
-                        .on_conflict(event_outbox::event_id)
-                        .do_nothing()
-                        .execute(c)?;
-                }
-                n
+    let inserted = match conn {
+        // diesel's SQLite backend has no multi-row upsert; inside the caller's transaction
+        // one statement per row costs little.
+        DbConnection::Sqlite(c) => {
+            let mut n = 0;
+            for row in rows {
+                n += diesel::insert_into(event_outbox::table)
+                    .values(row)
+                    .on_conflict(event_outbox::event_id)
+                    .do_nothing()
+                    .execute(c)?;
             }
-            DbConnection::Postgresql(c) => diesel::insert_into(event_outbox::table)
+            n
+        }
+        DbConnection::Postgresql(c) => per_cached_chunk!(rows, |chunk| {
+            diesel::insert_into(event_outbox::table)
                 .values(chunk)
                 .on_conflict(event_outbox::event_id)
                 .do_nothing()
-                .execute(c)?,
-        };
-    }
+                .execute(c)?
+        }),
+    };
     Ok(inserted)
 }
 
-/// [`insert`] for events created in this transaction (fresh ids, so nothing to skip): one
-/// multi-row statement per 500 rows on both databases (SQLite has no multi-row upsert in
-/// diesel, which made [`insert`] one statement per row there).
+/// [`insert`] for events created in this transaction (fresh ids, so nothing to skip): a few
+/// multi-row statements kept prepared ([`per_cached_chunk!`]) on both databases (SQLite has no
+/// multi-row upsert in diesel, which makes [`insert`] one statement per row there).
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<(), DbError> {
     let (_spans, traced) = write_spans(rows);
     let rows = traced.as_deref().unwrap_or(rows);
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        match conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(event_outbox::table)
+    match conn {
+        DbConnection::Sqlite(c) => per_cached_chunk!(rows, |chunk| {
+            diesel::insert_into(event_outbox::table)
                 .values(chunk)
-                .execute(c)?,
-            DbConnection::Postgresql(c) => diesel::insert_into(event_outbox::table)
+                .execute(c)?
+        }),
+        DbConnection::Postgresql(c) => per_cached_chunk!(rows, |chunk| {
+            diesel::insert_into(event_outbox::table)
                 .values(chunk)
-                .execute(c)?,
-        };
-    }
+                .execute(c)?
+        }),
+    };
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use events::{Priority, Role, TaskStatus};
 use service_kit::db::{DbConnection, DbError};
+use service_kit::per_cached_chunk;
 
 use super::corrupt;
 use super::schema::{task_members, task_tags, tasks};
@@ -169,47 +170,44 @@ pub fn insert(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
     replace_index(conn, task)
 }
 
-/// Rows per multi-row statement: 23 columns each stays far below SQLite's 32766 and
-/// PostgreSQL's 65535 bound parameters.
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// Insert new tasks and their tags (a batch of creates): one multi-row statement per table and
-/// per 500 rows, instead of three statements per task.
+/// Insert new tasks and their tags (a batch of creates): a few multi-row statements per table,
+/// kept prepared ([`service_kit::per_cached_chunk!`]), instead of three statements per task.
 pub fn insert_new(conn: &mut DbConnection, new: &[Task]) -> Result<(), DbError> {
     let rows: Vec<TaskRow> = new.iter().map(TaskRow::from).collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        // A multi-row INSERT is per backend: diesel has none for the multi-backend connection.
-        match conn {
-            DbConnection::Sqlite(c) => {
-                diesel::insert_into(tasks::table).values(chunk).execute(c)?
-            }
-            DbConnection::Postgresql(c) => {
-                diesel::insert_into(tasks::table).values(chunk).execute(c)?
-            }
-        };
-    }
+    // A multi-row INSERT is per backend: diesel has none for the multi-backend connection.
+    match conn {
+        DbConnection::Sqlite(c) => per_cached_chunk!(rows, |chunk| {
+            diesel::insert_into(tasks::table).values(chunk).execute(c)?
+        }),
+        DbConnection::Postgresql(c) => per_cached_chunk!(rows, |chunk| {
+            diesel::insert_into(tasks::table).values(chunk).execute(c)?
+        }),
+    };
     let tags: Vec<_> = new
         .iter()
         .flat_map(|t| {
             t.fields.tags.iter().map(|tag| {
+                // Owned: a statement is kept prepared by its type, which must not borrow.
                 (
-                    task_tags::task_id.eq(t.id.as_str()),
-                    task_tags::user_id.eq(t.user_id.as_str()),
-                    task_tags::tag.eq(tag.as_str()),
+                    task_tags::task_id.eq(t.id.clone()),
+                    task_tags::user_id.eq(t.user_id.clone()),
+                    task_tags::tag.eq(tag.clone()),
                 )
             })
         })
         .collect();
-    for chunk in tags.chunks(ROWS_PER_STATEMENT) {
-        match conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(task_tags::table)
+    match conn {
+        DbConnection::Sqlite(c) => per_cached_chunk!(tags, |chunk| {
+            diesel::insert_into(task_tags::table)
                 .values(chunk)
-                .execute(c)?,
-            DbConnection::Postgresql(c) => diesel::insert_into(task_tags::table)
+                .execute(c)?
+        }),
+        DbConnection::Postgresql(c) => per_cached_chunk!(tags, |chunk| {
+            diesel::insert_into(task_tags::table)
                 .values(chunk)
-                .execute(c)?,
-        };
-    }
+                .execute(c)?
+        }),
+    };
     Ok(())
 }
 
