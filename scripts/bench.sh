@@ -9,6 +9,10 @@
 #   BENCH_WS_CREATES (600) BENCH_WS_RATE (20)            loadgen ws-latency
 #   BENCH_SECONDS (10) BENCH_CONCURRENCY (16)            loadgen create-tasks (task-api alone, then
 #                                                        all five services beside the baseline's)
+#   BENCH_WIDE_CONCURRENCY (32; 0 to skip)               loadgen create-tasks of all five services
+#                  once more with this many clients, as in issue 18's wrk measurement (32
+#                  connections): at 16 a closed loop of clients leaves the machine part idle
+#                  (1.75 of 2 cores busy), so throughput is bound by round trips, not capacity
 #   BENCH_BASELINE (bfcef9f: main when issue 18 was filed; "none" to skip) the commit whose release
 #                  binaries create-tasks measures beside this one's, built once into
 #                  $CACHE_DIR/baseline-<commit> from `git archive` of this clone
@@ -26,6 +30,7 @@ WS_CREATES="${BENCH_WS_CREATES:-600}"
 WS_RATE="${BENCH_WS_RATE:-20}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CONCURRENCY="${BENCH_CONCURRENCY:-16}"
+WIDE_CONCURRENCY="${BENCH_WIDE_CONCURRENCY:-32}"
 REMINDERS="${BENCH_REMINDERS:-10000}"
 SPREAD_MS="${BENCH_SPREAD_MS:-60000}"
 BURST="${BENCH_BURST:-10000}"
@@ -116,6 +121,10 @@ bench ws-latency $((WS_CREATES / WS_RATE + 300)) --creates "$WS_CREATES" --rate 
 bench create-tasks $((6 * SECONDS_PER_RUN + 300)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY"
 bench create-tasks $((12 * SECONDS_PER_RUN + 900)) --seconds "$SECONDS_PER_RUN" --concurrency "$CONCURRENCY" \
     --whole-system "$TARGET_DIR/release" "${baseline_args[@]}"
+if ((WIDE_CONCURRENCY > 0)); then
+    bench create-tasks $((12 * SECONDS_PER_RUN + 900)) --seconds "$SECONDS_PER_RUN" \
+        --concurrency "$WIDE_CONCURRENCY" --whole-system "$TARGET_DIR/release" "${baseline_args[@]}"
+fi
 bench reminders $(((2 * LEAD_MS + SPREAD_MS) / 1000 + 900)) --reminders "$REMINDERS" \
     --spread-ms "$SPREAD_MS" --burst "$BURST" --lead-ms "$LEAD_MS" --concurrency "$CONCURRENCY"
 bench ws-connections 600 --connections "$CONNECTIONS" --gateway-bin "$TARGET_DIR/release/ws-gateway"
