@@ -8,8 +8,9 @@
 //! with the load and one commit (one fsync, one round trip) serves many writes, which is how
 //! the create rate beats the one-row-per-transaction ceiling instead of approaching it.
 //!
-//! * Creates of one batch are checked one by one but written together: one multi-row INSERT
-//!   for their tasks, one for their outbox rows, one for their Idempotency-Keys. Should that
+//! * Creates of one batch are checked one by one but written together: multi-row INSERTs for
+//!   their tasks, their outbox rows and their Idempotency-Keys, in chunks of power-of-two
+//!   sizes that stay prepared on the connection (`service_kit::per_cached_chunk!`). Should that
 //!   fail, it is rolled back and each create runs alone in a savepoint.
 //! * One bad request fails alone: its savepoint is rolled back, the others commit.
 //! * A request is answered only after its batch committed; if the commit fails (the database

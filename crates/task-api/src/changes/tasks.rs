@@ -139,8 +139,8 @@ pub(crate) enum BatchedCreate {
 }
 
 /// The creates of one group-commit batch: each checked on its own, then every new task, event
-/// and remembered response written with one multi-row INSERT per table (instead of four or five
-/// statements per create). A storage error fails the whole call: the caller rolls back and runs
+/// and remembered response written with a few multi-row INSERTs per table (instead of four or
+/// five statements per create). A storage error fails the whole call: the caller rolls back and runs
 /// each create alone, so that one bad create still fails alone.
 pub(crate) fn create_batch(
     conn: &mut DbConnection,

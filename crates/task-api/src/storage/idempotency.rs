@@ -3,11 +3,14 @@
 
 use diesel::prelude::*;
 use service_kit::db::{DbConnection, DbError};
+use service_kit::per_cached_chunk;
 
 use super::schema::idempotency_keys;
 
+/// `treat_none_as_default_value = false`: without it diesel writes a batch of these on SQLite
+/// as one INSERT per row (the field types hold no `None` anyway).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = idempotency_keys)]
+#[diesel(table_name = idempotency_keys, treat_none_as_default_value = false)]
 pub struct StoredResponse {
     pub user_id: String,
     pub idempotency_key: String,
@@ -40,19 +43,21 @@ pub fn remember(conn: &mut DbConnection, response: &StoredResponse) -> Result<()
     Ok(())
 }
 
-/// [`remember`] several responses (of a batch of creates, each key once) in one statement.
+/// [`remember`] several responses (of a batch of creates, each key once) in a few multi-row
+/// statements kept prepared ([`service_kit::per_cached_chunk!`]).
 pub fn remember_all(conn: &mut DbConnection, responses: &[StoredResponse]) -> Result<(), DbError> {
-    // 7 columns: 500 rows stay far below either backend's bound-parameter limit.
-    for chunk in responses.chunks(500) {
-        match conn {
-            DbConnection::Sqlite(c) => diesel::insert_into(idempotency_keys::table)
+    match conn {
+        DbConnection::Sqlite(c) => per_cached_chunk!(responses, |chunk| {
+            diesel::insert_into(idempotency_keys::table)
                 .values(chunk)
-                .execute(c)?,
-            DbConnection::Postgresql(c) => diesel::insert_into(idempotency_keys::table)
+                .execute(c)?
+        }),
+        DbConnection::Postgresql(c) => per_cached_chunk!(responses, |chunk| {
+            diesel::insert_into(idempotency_keys::table)
                 .values(chunk)
-                .execute(c)?,
-        };
-    }
+                .execute(c)?
+        }),
+    };
     Ok(())
 }
 
