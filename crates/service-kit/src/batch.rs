@@ -59,6 +59,24 @@ macro_rules! per_cached_chunk {
     };
 }
 
+/// `INSERT INTO $table VALUES $rows` on either backend of a [`DbConnection`](crate::db::DbConnection)
+/// (diesel has no multi-row INSERT for the multi-backend connection), in chunks kept prepared
+/// ([`per_cached_chunk!`]); evaluates to the number of rows written. Errors leave through `?`,
+/// as a `diesel::result::Error` converted into the caller's error.
+#[macro_export]
+macro_rules! insert_in_cached_chunks {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite(c) => $crate::per_cached_chunk!($rows, |chunk| {
+                ::diesel::RunQueryDsl::execute(::diesel::insert_into($table).values(chunk), c)?
+            }),
+            $crate::db::DbConnection::Postgresql(c) => $crate::per_cached_chunk!($rows, |chunk| {
+                ::diesel::RunQueryDsl::execute(::diesel::insert_into($table).values(chunk), c)?
+            }),
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

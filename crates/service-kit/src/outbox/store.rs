@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use events::{AnyEvent, Event};
 
 use crate::db::{DbConnection, DbError};
-use crate::per_cached_chunk;
 use crate::telemetry::{self, TraceContext};
+use crate::{insert_in_cached_chunks, per_cached_chunk};
 
 diesel::table! {
     event_outbox (seq) {
@@ -122,18 +122,7 @@ pub fn insert(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<usize, D
 pub fn insert_new(conn: &mut DbConnection, rows: &[NewOutboxRow]) -> Result<(), DbError> {
     let (_spans, traced) = write_spans(rows);
     let rows = traced.as_deref().unwrap_or(rows);
-    match conn {
-        DbConnection::Sqlite(c) => per_cached_chunk!(rows, |chunk| {
-            diesel::insert_into(event_outbox::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-        DbConnection::Postgresql(c) => per_cached_chunk!(rows, |chunk| {
-            diesel::insert_into(event_outbox::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-    };
+    insert_in_cached_chunks!(conn, event_outbox::table, rows);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use service_kit::db::{DbConnection, DbError};
-use service_kit::per_cached_chunk;
+use service_kit::insert_in_cached_chunks;
 
 use super::schema::idempotency_keys;
 
@@ -46,18 +46,7 @@ pub fn remember(conn: &mut DbConnection, response: &StoredResponse) -> Result<()
 /// [`remember`] several responses (of a batch of creates, each key once) in a few multi-row
 /// statements kept prepared ([`service_kit::per_cached_chunk!`]).
 pub fn remember_all(conn: &mut DbConnection, responses: &[StoredResponse]) -> Result<(), DbError> {
-    match conn {
-        DbConnection::Sqlite(c) => per_cached_chunk!(responses, |chunk| {
-            diesel::insert_into(idempotency_keys::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-        DbConnection::Postgresql(c) => per_cached_chunk!(responses, |chunk| {
-            diesel::insert_into(idempotency_keys::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-    };
+    insert_in_cached_chunks!(conn, idempotency_keys::table, responses);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use events::{Priority, Role, TaskStatus};
 use service_kit::db::{DbConnection, DbError};
-use service_kit::per_cached_chunk;
+use service_kit::insert_in_cached_chunks;
 
 use super::corrupt;
 use super::schema::{task_members, task_tags, tasks};
@@ -174,15 +174,7 @@ pub fn insert(conn: &mut DbConnection, task: &Task) -> Result<(), DbError> {
 /// kept prepared ([`service_kit::per_cached_chunk!`]), instead of three statements per task.
 pub fn insert_new(conn: &mut DbConnection, new: &[Task]) -> Result<(), DbError> {
     let rows: Vec<TaskRow> = new.iter().map(TaskRow::from).collect();
-    // A multi-row INSERT is per backend: diesel has none for the multi-backend connection.
-    match conn {
-        DbConnection::Sqlite(c) => per_cached_chunk!(rows, |chunk| {
-            diesel::insert_into(tasks::table).values(chunk).execute(c)?
-        }),
-        DbConnection::Postgresql(c) => per_cached_chunk!(rows, |chunk| {
-            diesel::insert_into(tasks::table).values(chunk).execute(c)?
-        }),
-    };
+    insert_in_cached_chunks!(conn, tasks::table, rows);
     let tags: Vec<_> = new
         .iter()
         .flat_map(|t| {
@@ -196,18 +188,7 @@ pub fn insert_new(conn: &mut DbConnection, new: &[Task]) -> Result<(), DbError> 
             })
         })
         .collect();
-    match conn {
-        DbConnection::Sqlite(c) => per_cached_chunk!(tags, |chunk| {
-            diesel::insert_into(task_tags::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-        DbConnection::Postgresql(c) => per_cached_chunk!(tags, |chunk| {
-            diesel::insert_into(task_tags::table)
-                .values(chunk)
-                .execute(c)?
-        }),
-    };
+    insert_in_cached_chunks!(conn, task_tags::table, tags);
     Ok(())
 }
 
