@@ -111,6 +111,21 @@ fully_replicated() {
     [[ -z "$out" ]]
 }
 
+# Moves each partition's leadership back to its preferred (first) replica. A node that stops
+# hands its partitions to the others, and one that starts again leads none of them: after
+# `stop` and `start` every partition was led by the node stopped last, which then did all the
+# cluster's work (the controller rebalances on its own only after 5 minutes). Benchmarks and
+# tests that begin right after a start would measure that one broker. Leadership that is
+# already preferred is left alone; a failed election is only logged (the controller's own
+# rebalance catches up).
+elect_preferred_leaders() {
+    if ! kafka_tool org.apache.kafka.tools.LeaderElectionCommand \
+        --bootstrap-server "$KAFKA_BOOTSTRAP" --admin.config <(kafka_admin_config) \
+        --election-type PREFERRED --all-topic-partitions >>"$LOG_DIR/kafka-admin.log" 2>&1; then
+        log "preferred leader election failed (read $LOG_DIR/kafka-admin.log); leaders rebalance within 5 minutes"
+    fi
+}
+
 all_nodes_running() {
     local n
     for n in "${NODES[@]}"; do
@@ -274,10 +289,12 @@ wait_for_brokers() {
     logs="$(for n in "$@"; do node_log "$n"; done | paste -sd' ' -)"
     WAIT_LOG="$logs" wait_until "$START_TIMEOUT" "Kafka broker(s) $* to serve on $KAFKA_BOOTSTRAP" \
         nodes_alive_and_brokers_up "$@"
-    # with every node up, also wait until replicas caught up (ISR full again)
+    # with every node up, also wait until replicas caught up (ISR full again), then give every
+    # partition back to its preferred leader
     if all_nodes_running; then
         WAIT_LOG="$LOG_DIR/kafka-{1,2,3}.log" \
             wait_until "$START_TIMEOUT" "all partitions fully replicated" fully_replicated
+        elect_preferred_leaders
     fi
     log "brokers $* serving after $((SECONDS - started))s"
 }
