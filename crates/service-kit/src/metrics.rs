@@ -26,6 +26,9 @@ pub struct Metrics {
     pub event_retries_total: IntCounterVec,
     /// Events sent to a dead-letter topic, by reason.
     pub dead_letters_total: IntCounterVec,
+    /// Times a partition was paused because its queue reached its bound: the service is
+    /// behind on it (catching up, or its handler is slow or failing).
+    pub partition_pauses_total: IntCounterVec,
     pub http_requests_total: IntCounterVec,
     pub http_request_duration_seconds: HistogramVec,
 }
@@ -72,6 +75,14 @@ impl Metrics {
             &["topic", "reason"],
         )
         .expect("valid metric");
+        let partition_pauses_total = IntCounterVec::new(
+            Opts::new(
+                "kafka_consumer_partition_pauses_total",
+                "Partitions paused because their queue of unhandled events reached its bound",
+            ),
+            &["topic"],
+        )
+        .expect("valid metric");
         let http_requests_total = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests by route and status"),
             &["method", "route", "status"],
@@ -90,6 +101,7 @@ impl Metrics {
             Box::new(batch_size.clone()),
             Box::new(event_retries_total.clone()),
             Box::new(dead_letters_total.clone()),
+            Box::new(partition_pauses_total.clone()),
             Box::new(http_requests_total.clone()),
             Box::new(http_request_duration_seconds.clone()),
         ] {
@@ -103,6 +115,7 @@ impl Metrics {
             batch_size,
             event_retries_total,
             dead_letters_total,
+            partition_pauses_total,
             http_requests_total,
             http_request_duration_seconds,
         }

@@ -405,7 +405,7 @@ fn poll_loop<H: EventHandler>(
             continue;
         }
         if queued >= shared.settings.max_queued_per_partition {
-            partition::pause(&consumer, &route.state);
+            partition::pause(&consumer, &route.state, &shared.metrics);
         }
     }
 

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::{
     EventHandler, EventMeta, HandleError, KafkaConsumer, PartitionState, Received, Shared,
 };
+use crate::metrics::Metrics;
 use crate::telemetry::{self, TraceContext};
 
 /// A queue falls back under this fraction of its bound before its partition resumes.
@@ -23,7 +24,7 @@ const RESUME_DIVISOR: usize = 2;
 /// Upper bound of the delay between attempts while a dependency is unavailable.
 const UNAVAILABLE_MAX_DELAY: Duration = Duration::from_secs(5);
 
-pub(crate) fn pause(consumer: &KafkaConsumer, state: &PartitionState) {
+pub(crate) fn pause(consumer: &KafkaConsumer, state: &PartitionState, metrics: &Metrics) {
     let Ok(mut paused) = state.paused.lock() else {
         return;
     };
@@ -35,6 +36,10 @@ pub(crate) fn pause(consumer: &KafkaConsumer, state: &PartitionState) {
     match consumer.pause(&tpl) {
         Ok(()) => {
             *paused = true;
+            metrics
+                .partition_pauses_total
+                .with_label_values(&[state.topic.as_str()])
+                .inc();
             tracing::debug!(topic = %state.topic, partition = state.partition, "partition paused (queue full)");
         }
         Err(e) => tracing::warn!(error = %e, "cannot pause partition"),
