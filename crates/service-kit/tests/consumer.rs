@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use events::{Event, EventCodec, EventPublisher, Service, Topic, sample};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use service_kit::consumer::{
     ConsumerRuntime, ConsumerSettings, EventHandler, HandleError, Received,
 };
@@ -48,25 +47,13 @@ impl EventHandler for Gated {
     }
 }
 
-/// Commits `offsets` (one per partition of [`TOPIC`]) for `group`, so a consumer of the group
-/// starts there.
-fn position_group(group: &str, offsets: &[i64]) {
-    let consumer: BaseConsumer = testing::kafka_config()
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for (p, offset) in offsets.iter().enumerate() {
-        tpl.add_partition_offset(TOPIC.name(), p as i32, rdkafka::Offset::Offset(*offset))
-            .unwrap();
-    }
-    consumer.commit(&tpl, CommitMode::Sync).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_paused_at_its_bound_resumes_and_loses_nothing() {
     let partitions = TOPIC.spec().partitions;
-    let start = tokio::task::spawn_blocking(move || testing::end_offsets(TOPIC.name(), partitions))
+    // The group starts where the topic ends now, before the events are published.
+    let group = testing::unique_group("consumer-bound");
+    let g = group.clone();
+    tokio::task::spawn_blocking(move || testing::position_group_at_end(&g, &[TOPIC]))
         .await
         .unwrap();
     let codec = Arc::new(EventCodec::connect(&testing::registry_access()).unwrap());
@@ -81,11 +68,6 @@ async fn a_partition_paused_at_its_bound_resumes_and_loses_nothing() {
     }
     let ours: HashSet<String> = published.iter().map(|e| e.event_id().to_owned()).collect();
 
-    let group = testing::unique_group("consumer-bound");
-    let g = group.clone();
-    tokio::task::spawn_blocking(move || position_group(&g, &start))
-        .await
-        .unwrap();
     let mut settings =
         ConsumerSettings::for_service(Service::AuditService, &testing::kafka_access());
     settings.group_id = group;
